@@ -1,0 +1,1 @@
+"""The Relais chatbot: one conversation engine and its adapters (console, Discord, SMS, web)."""

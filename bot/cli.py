@@ -1,0 +1,318 @@
+"""The ``relais`` command: the one place that reads settings and wires everything (SPEC §1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bot.logging import configure_logging, get_logger
+from bot.settings import Settings, load_settings
+from bot.texts import Texts
+from referrals import csvio, stats
+from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
+from referrals.store import Database
+from referrals.timeutil import day_bounds
+
+log = get_logger(__name__)
+USER_ERROR = 2
+
+
+class CliError(Exception):
+    """A user's error: one sentence on stderr, exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Context:
+    """What every command receives: settings, texts, the database path."""
+
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.settings = settings
+        self.args = args
+        self.texts = Texts(default_lang=settings.lang)
+        self.lang = settings.lang
+        self.db_path = Path(args.db) if getattr(args, "db", None) else settings.db_path
+
+    def t(self, key: str, **params: Any) -> str:
+        """Render a message in the configured language."""
+        return self.texts.render(key, self.lang, **params)
+
+    async def open_db(self) -> Database:
+        """Open (creating or migrating) the database, with a clear error when it is not one."""
+        try:
+            return await Database.open(self.db_path)
+        except sqlite3.DatabaseError as exc:
+            raise CliError(self.t("cli.db_error", path=str(self.db_path), reason=str(exc))) from exc
+
+
+def _date(option: str) -> Callable[[str], date]:
+    def parse(value: str) -> date:
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(value) from None
+
+    parse.__name__ = option
+    return parse
+
+
+# ---------------------------------------------------------------- import / export / stats / chain
+
+
+async def cmd_import(ctx: Context) -> int:
+    """``relais import FILE.csv``: all or nothing."""
+    path = Path(ctx.args.file)
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise CliError(
+            ctx.t("import.cannot_read", path=str(path), reason=exc.strerror or exc)
+        ) from exc
+    db = await ctx.open_db()
+    try:
+        text = csvio.decode(data)
+        count = await db.call(csvio.import_rows, text, ctx.settings.tz)
+    except ImportRejected as exc:
+        lines = [ctx.t("import.rejected", count=len(exc.problems))]
+        lines += [
+            "  " + ctx.t(problem.key, line=problem.line, **problem.params)
+            for problem in exc.problems
+        ]
+        raise CliError(f"{path}: " + "\n".join(lines)) from exc
+    finally:
+        await db.close()
+    print(ctx.t("import.done", count=count, path=str(path)), file=sys.stderr)
+    return 0
+
+
+async def cmd_export(ctx: Context) -> int:
+    """``relais export [--out FILE.csv]``."""
+    db = await ctx.open_db()
+    try:
+        if ctx.args.out:
+            out_path = Path(ctx.args.out)
+            tmp = out_path.with_name(out_path.name + ".part")
+            try:
+                with tmp.open("w", encoding="utf-8", newline="") as out:
+                    count = await db.call(
+                        csvio.export_rows, out, delimiter=ctx.args.delimiter, bom=ctx.args.excel
+                    )
+                tmp.replace(out_path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise CliError(
+                    ctx.t("cli.cannot_write", path=str(out_path), reason=exc.strerror or exc)
+                ) from exc
+            print(ctx.t("import.exported", count=count, path=str(out_path)), file=sys.stderr)
+        else:
+            await db.call(
+                csvio.export_rows, sys.stdout, delimiter=ctx.args.delimiter, bom=ctx.args.excel
+            )
+    finally:
+        await db.close()
+    return 0
+
+
+def period_text(ctx: Context, since: date | None, until: date | None) -> str:
+    """A human period for reports."""
+    if since and until:
+        return ctx.t("stats.period_both", since=since.isoformat(), until=until.isoformat())
+    if since:
+        return ctx.t("stats.period_since", since=since.isoformat())
+    if until:
+        return ctx.t("stats.period_until", until=until.isoformat())
+    return ""
+
+
+async def cmd_stats(ctx: Context) -> int:
+    """``relais stats [--json] [--since] [--until]``."""
+    low, high = day_bounds(ctx.args.since, ctx.args.until, ctx.settings.tz)
+    db = await ctx.open_db()
+    try:
+        figures = await db.read(stats.compute, low, high)
+    finally:
+        await db.close()
+    if ctx.args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        print(
+            ctx.t(
+                "stats.report",
+                s=figures,
+                names={},
+                period=period_text(ctx, ctx.args.since, ctx.args.until),
+            )
+        )
+    return 0
+
+
+async def cmd_chain(ctx: Context) -> int:
+    """``relais chain PARTICIPANT [--json]``."""
+    from referrals.service import ReferralService
+
+    db = await ctx.open_db()
+    try:
+        service = ReferralService(db)
+        found = await service.find(ctx.args.participant)
+        if found is None:
+            raise CliError(ctx.t("cli.not_found", who=ctx.args.participant))
+        chain = await service.chain(found.id)
+    finally:
+        await db.close()
+    if ctx.args.json:
+        print(
+            json.dumps(
+                {
+                    "participant": chain.participant.ref,
+                    "wave": chain.participant.wave,
+                    "ancestors": [p.ref for p in chain.ancestors],
+                    "seed": (chain.ancestors[-1] if chain.ancestors else chain.participant).ref,
+                    "campaign": chain.campaign.code if chain.campaign else None,
+                    "recruits": [p.ref for p in chain.recruits],
+                    "subtree_size": chain.subtree_size,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(
+            ctx.t(
+                "chain.report",
+                me=chain.participant,
+                ancestors=chain.ancestors,
+                recruits=chain.recruits,
+                subtree_size=chain.subtree_size,
+                campaign=chain.campaign,
+            )
+        )
+    return 0
+
+
+async def cmd_backup(ctx: Context) -> int:
+    """``relais db backup FILE``: online, consistent copy."""
+    db = await ctx.open_db()
+    try:
+        await db.backup(ctx.args.file)
+    except (OSError, sqlite3.Error) as exc:
+        raise CliError(ctx.t("cli.cannot_write", path=ctx.args.file, reason=str(exc))) from exc
+    finally:
+        await db.close()
+    print(ctx.t("cli.backup_done", path=ctx.args.file), file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- the parser
+
+
+def _lazy(module: str, name: str) -> Callable[[Context], Awaitable[int]]:
+    """A command implemented in another module, imported only when it runs."""
+
+    async def run(ctx: Context) -> int:
+        import importlib
+
+        handler = getattr(importlib.import_module(module), name)
+        return await handler(ctx)
+
+    return run
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"relais: {message}", file=sys.stderr)
+        raise SystemExit(USER_ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``relais`` command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="SQLite file (default: $RELAIS_DB, else relais.db)")
+    parser = _Parser(prog="relais", description="Relais: peer referral for youth programmes.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, handler: Callable[[Context], Awaitable[int]], help_text: str) -> Any:
+        command = sub.add_parser(name, parents=[common], help=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    add("run", _lazy("bot.runner", "cmd_run"), "the Discord bot and the web server")
+    serve = add("serve", _lazy("bot.runner", "cmd_serve"), "only the web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    add("console", _lazy("bot.console", "cmd_console"), "talk to the bot locally")
+    imp = add("import", cmd_import, "load referral records from a CSV file")
+    imp.add_argument("file")
+    exp = add("export", cmd_export, "write referral records as CSV")
+    exp.add_argument("--out")
+    exp.add_argument("--excel", action="store_true", help="UTF-8 BOM and semicolons")
+    exp.set_defaults(delimiter=",")
+    st = add("stats", cmd_stats, "word-of-mouth figures")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--since", type=_date("--since"))
+    st.add_argument("--until", type=_date("--until"))
+    ch = add("chain", cmd_chain, "a participant's referral chain")
+    ch.add_argument("participant")
+    ch.add_argument("--json", action="store_true")
+    faq = sub.add_parser("faq", help="questions and answers")
+    faq_sub = faq.add_subparsers(dest="faq_command", required=True, parser_class=_Parser)
+    ask = faq_sub.add_parser("ask", parents=[common], help="answer questions")
+    ask.add_argument("question", nargs="?")
+    ask.add_argument("--json", action="store_true")
+    ask.add_argument("--lang", choices=("fr", "en"))
+    ask.set_defaults(handler=_lazy("bot.faq_cli", "cmd_faq_ask"))
+    check = faq_sub.add_parser("check", parents=[common], help="validate the knowledge base")
+    check.set_defaults(handler=_lazy("bot.faq_cli", "cmd_faq_check"))
+    sms = sub.add_parser("sms", help="SMS tools")
+    sms_sub = sms.add_subparsers(dest="sms_command", required=True, parser_class=_Parser)
+    test = sms_sub.add_parser("test", parents=[common], help="send one test SMS")
+    test.add_argument("number")
+    test.set_defaults(handler=_lazy("bot.sms.cli", "cmd_sms_test"))
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    backup = db_sub.add_parser("backup", parents=[common], help="online consistent copy")
+    backup.add_argument("file")
+    backup.set_defaults(handler=cmd_backup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``relais`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(Texts().render(exc.key, "fr", **exc.params), file=sys.stderr)
+        return USER_ERROR
+    ctx = Context(settings, args)
+    try:
+        return asyncio.run(args.handler(ctx))
+    except CliError as exc:
+        print(exc.message, file=sys.stderr)
+        return USER_ERROR
+    except NotFound as exc:
+        print(ctx.t("cli.not_found", who=exc.params.get("who", "?")), file=sys.stderr)
+        return USER_ERROR
+    except RelaisError as exc:
+        print(ctx.t(exc.key, **exc.params), file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.exception("command_failed", command=args.command)
+        print(ctx.t("cli.unexpected", kind=type(exc).__name__), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

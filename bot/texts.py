@@ -1,0 +1,109 @@
+"""User-facing texts: jinja2 templates kept in ``messages/<lang>/<area>.yaml``.
+
+A key ``area.name`` is the entry ``name`` of ``messages/<lang>/area.yaml``. Staff edit those files;
+no user-facing text lives in Python code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from referrals import codes
+
+LANGS = ("fr", "en")
+MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
+
+
+class MessageCatalogError(Exception):
+    """A message file is missing, malformed, or lacks a key."""
+
+
+def _load_catalog(directory: Path) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise MessageCatalogError(f"{path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise MessageCatalogError(f"{path}: expected a mapping of message names to texts")
+        for name, text in data.items():
+            if not isinstance(text, str):
+                raise MessageCatalogError(f"{path}: {name} is not a text")
+            entries[f"{path.stem}.{name}"] = text.rstrip("\n")
+    return entries
+
+
+def _format_code(value: str | None) -> str:
+    return codes.format_code(value) if value else ""
+
+
+def _number(value: float | int | None, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}".replace(",", "\u202f")
+    return f"{value:,.{digits}f}".replace(",", "\u202f").replace(".", ",")
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}\u00a0%"
+
+
+class Texts:
+    """Renders message keys in a language, falling back to the default language."""
+
+    def __init__(self, messages_dir: Path = MESSAGES_DIR, default_lang: str = "fr") -> None:
+        self.messages_dir = messages_dir
+        self.default_lang = default_lang
+        self.catalogs = {lang: _load_catalog(messages_dir / lang) for lang in LANGS}
+        self.env = jinja2.Environment(
+            loader=jinja2.FunctionLoader(self._source),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["code"] = _format_code
+        self.env.filters["number"] = _number
+        self.env.filters["percent"] = _percent
+        self.globals: dict[str, Any] = {}
+
+    def _source(self, name: str) -> tuple[str, None, Callable[[], bool]] | None:
+        lang, _, key = name.partition("/")
+        text = self.catalogs.get(lang, {}).get(key)
+        if text is None:
+            return None
+        return text, None, lambda: True
+
+    def lang_of(self, locale: str | None) -> str:
+        """The supported language for a Discord locale (``fr``, ``en-US``...), else the default."""
+        if locale:
+            short = str(locale).split("-")[0].split("_")[0].lower()
+            if short in LANGS:
+                return short
+        return self.default_lang
+
+    def has(self, key: str, lang: str | None = None) -> bool:
+        """True when the key exists in this language."""
+        return key in self.catalogs.get(lang or self.default_lang, {})
+
+    def render(self, key: str, lang: str | None = None, **params: Any) -> str:
+        """Render a message key in ``lang`` (falling back to the default language)."""
+        lang = lang if lang in LANGS else self.default_lang
+        if key not in self.catalogs[lang]:
+            lang = self.default_lang if key in self.catalogs[self.default_lang] else "fr"
+        if key not in self.catalogs[lang]:
+            raise MessageCatalogError(f"missing message {key!r}")
+        template = self.env.get_template(f"{lang}/{key}")
+        return template.render(**self.globals, **params).strip()
+
+    def keys(self, lang: str) -> list[str]:
+        """Every message key of a language."""
+        return sorted(self.catalogs[lang])

@@ -1,0 +1,1 @@
+"""The referral domain: participants, codes, chains and figures. Knows nothing of Discord or SMS."""

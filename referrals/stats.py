@@ -1,0 +1,142 @@
+"""Word-of-mouth figures (SPEC §6), computed with SQL aggregates: the graph never walks in Python.
+
+Waves and tree roots are stored when a source is set, so every figure is a GROUP BY.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+TOP_REFERRERS = 10
+
+
+def _where(since: str | None, until: str | None, alias: str = "") -> tuple[str, list[str]]:
+    prefix = f"{alias}." if alias else ""
+    clauses, params = [], []
+    if since:
+        clauses.append(f"{prefix}joined_at >= ?")
+        params.append(since)
+    if until:
+        clauses.append(f"{prefix}joined_at < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _and(where: str, clause: str) -> str:
+    return f"{where} AND {clause}" if where else f" WHERE {clause}"
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def compute(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
+    """Every figure of SPEC §6 over the participants who joined in [since, until)."""
+    where, params = _where(since, until)
+    totals = conn.execute(
+        "SELECT COUNT(*), COUNT(referrer_id), COUNT(enrolled_at),"
+        " SUM(referrer_id IS NOT NULL AND enrolled_at IS NOT NULL),"
+        " SUM(referrer_id IS NULL AND enrolled_at IS NOT NULL), COALESCE(SUM(wave), 0)"
+        f" FROM participants{where}",
+        params,
+    ).fetchone()
+    participants, referred, enrolled, enrolled_referred, enrolled_seeds, wave_sum = (
+        value or 0 for value in totals
+    )
+    seeds = participants - referred
+    waves_rows = conn.execute(
+        f"SELECT wave, COUNT(*) FROM participants{where} GROUP BY wave ORDER BY wave", params
+    ).fetchall()
+    waves = [0] * ((waves_rows[-1][0] + 1) if waves_rows else 0)
+    for wave, count in waves_rows:
+        waves[wave] = count
+    largest = conn.execute(
+        f"SELECT COUNT(*) AS n FROM participants{where} GROUP BY root_id ORDER BY n DESC LIMIT 1",
+        params,
+    ).fetchone()
+    channels = {
+        channel: count
+        for channel, count in conn.execute(
+            f"SELECT COALESCE(NULLIF(channel, ''), 'unknown'), COUNT(*) FROM participants{where}"
+            " GROUP BY 1 ORDER BY 2 DESC, 1",
+            params,
+        )
+    }
+    pwhere, pparams = _where(since, until, "p")
+    top = [
+        {"participant": ref, "recruits": recruits}
+        for ref, recruits in conn.execute(
+            "SELECT r.ref, t.n FROM (SELECT referrer_id, COUNT(*) AS n FROM participants p"
+            f"{_and(pwhere, 'p.referrer_id IS NOT NULL')} GROUP BY referrer_id) t"
+            " JOIN participants r ON r.id = t.referrer_id ORDER BY t.n DESC, r.ref"
+            f" LIMIT {TOP_REFERRERS}",
+            pparams,
+        )
+    ]
+    return {
+        "participants": participants,
+        "seeds": seeds,
+        "referred": referred,
+        "k_factor": _rate(referred, participants),
+        "amplification": round(participants / seeds, 4) if seeds else None,
+        "max_depth": len(waves) - 1 if waves else 0,
+        "mean_depth": round(wave_sum / participants, 4) if participants else 0.0,
+        "largest_tree": largest[0] if largest else 0,
+        "waves": waves,
+        "channels": channels,
+        "median_referral_delay_hours": _median_delay(conn, pwhere, pparams),
+        "enrolled": enrolled,
+        "enrollment_rate_referred": _rate(enrolled_referred, referred),
+        "enrollment_rate_seeds": _rate(enrolled_seeds, seeds),
+        "top_referrers": top,
+        "invitations": invitations(conn, since, until),
+    }
+
+
+def _median_delay(conn: sqlite3.Connection, pwhere: str, pparams: list[str]) -> float | None:
+    base = (
+        "SELECT (julianday(p.joined_at) - julianday(r.joined_at)) * 24.0 AS d"
+        " FROM participants p JOIN participants r ON r.id = p.referrer_id"
+        f"{pwhere}"
+    )
+    count = conn.execute(f"SELECT COUNT(*) FROM ({base})", pparams).fetchone()[0]
+    if not count:
+        return None
+    middle = conn.execute(
+        f"SELECT d FROM ({base}) ORDER BY d LIMIT ? OFFSET ?",
+        [*pparams, 2 - count % 2, (count - 1) // 2],
+    ).fetchall()
+    return round(sum(row[0] for row in middle) / len(middle), 4)
+
+
+def invitations(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
+    """The SMS invitation funnel: sent, delivered, failed, joined, opted out, conversion."""
+    clauses, params = [], []
+    if since:
+        clauses.append("i.created_at >= ?")
+        params.append(since)
+    if until:
+        clauses.append("i.created_at < ?")
+        params.append(until)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    row = conn.execute(
+        "SELECT COUNT(i.sent_at), SUM(i.status = 'delivered'),"
+        " SUM(i.status IN ('failed', 'undelivered')), COUNT(i.joined_participant_id),"
+        " COUNT(o.phone_hash)"
+        " FROM invitations i LEFT JOIN opt_outs o ON o.phone_hash = i.phone_hash" + where,
+        params,
+    ).fetchone()
+    sent, delivered, failed, joined, opted_out = (value or 0 for value in row)
+    return {
+        "sent": sent,
+        "delivered": delivered,
+        "failed": failed,
+        "joined": joined,
+        "opted_out": opted_out,
+        "conversion": _rate(joined, sent),
+    }

@@ -1,0 +1,160 @@
+"""The SQLite store: one aiosqlite connection (one writer), numbered migrations, pragmas.
+
+Every write runs as one ``BEGIN IMMEDIATE`` transaction inside the database thread, in a single
+round-trip: the caller hands a plain function that receives the ``sqlite3.Connection``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The numbered SQL migrations shipped with the package, in order."""
+    found = []
+    for entry in resources.files("referrals.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:3].isdigit():
+            found.append((int(name[:3]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _split_statements(script: str) -> list[str]:
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer)
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        statements.append(buffer)
+    return statements
+
+
+def configure_connection(conn: sqlite3.Connection) -> None:
+    """Connection pragmas: WAL, foreign keys, busy timeout, synchronous NORMAL."""
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations in one transaction; returns the schema version."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    pending = [m for m in migrations() if m[0] > current]
+    if not pending:
+        return current
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated between our read and the lock.
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, _name, script in pending:
+            if number <= current:
+                continue
+            for statement in _split_statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            current = number
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return current
+
+
+def run_write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` in a ``BEGIN IMMEDIATE`` transaction; commit, or roll back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+class Database:
+    """The application's database: an aiosqlite connection in autocommit mode."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        """Open (creating and migrating as needed) the database file."""
+        path = Path(path)
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        db = cls(conn, path)
+        await db.call(configure_connection)
+        await db.call(migrate)
+        return db
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(sqlite3_connection, *args)`` in the database thread, in one round-trip."""
+        # aiosqlite's public API runs one statement per await; _execute is the documented
+        # worker entry point that lets a whole function run in the connection's thread.
+        return await self._conn._execute(fn, self._conn._conn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read-only function in the database thread."""
+        return await self.call(fn, *args)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` as one ``BEGIN IMMEDIATE`` transaction in the database thread."""
+
+        def transaction(conn: sqlite3.Connection) -> T:
+            return run_write(conn, lambda c: fn(c, *args))
+
+        return await self.call(transaction)
+
+    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Run one query and return its rows."""
+        return await self.call(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        """Run one query and return its first row."""
+        return await self.call(lambda conn: conn.execute(sql, params).fetchone())
+
+    async def backup(self, target: Path | str) -> None:
+        """Online, consistent copy of the database to ``target`` (SQLite backup API)."""
+        target = Path(target)
+        tmp = target.with_name(target.name + ".part")
+        tmp.unlink(missing_ok=True)
+
+        def copy(conn: sqlite3.Connection) -> None:
+            dest = sqlite3.connect(str(tmp))
+            try:
+                conn.backup(dest)
+            finally:
+                dest.close()
+
+        await self.call(copy)
+        tmp.replace(target)
+
+    async def close(self) -> None:
+        """Checkpoint the WAL and close."""
+        try:
+            await self.call(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        finally:
+            await self._conn.close()

@@ -1,0 +1,33 @@
+"""Parsing and formatting of dates: everything stored as ISO 8601 in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def parse_datetime(text: str, tz: str = "UTC") -> datetime | None:
+    """An aware datetime from ISO 8601 text (a naive one is read in ``tz``); None if unparsable."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(tz))
+    return value
+
+
+def to_iso(value: datetime) -> str:
+    """Canonical storage form: UTC, ISO 8601, seconds (microseconds only when present)."""
+    return value.astimezone(UTC).isoformat()
+
+
+def day_bounds(since: date | None, until: date | None, tz: str) -> tuple[str | None, str | None]:
+    """UTC ISO bounds [since 00:00, until+1 00:00) of local days, for filtering."""
+    zone = ZoneInfo(tz)
+    low = to_iso(datetime.combine(since, time(), zone)) if since else None
+    high = to_iso(datetime.combine(until + timedelta(days=1), time(), zone)) if until else None
+    return low, high
