@@ -85,3 +85,11 @@ class SmsTransport(Protocol):
     async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
         """Send ``body`` to the E.164 number ``to``."""
         ...
+
+
+class InviteMaker(Protocol):
+    """Creates a personal server invite for one member (Discord: a never-expiring invite)."""
+
+    async def create_invite(self, member_name: str) -> str:
+        """Create the invite; return its code (``discord.gg/<code>``)."""
+        ...
