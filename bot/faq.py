@@ -1,0 +1,892 @@
+"""Question answering over the knowledge base in messages/<lang>/faq/ (SPEC §7)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import jinja2
+import snowballstemmer
+import yaml
+from jinja2 import meta, nodes
+from rapidfuzz import fuzz, process
+
+REQUIRED_IDS: tuple[str, ...] = (
+    "dispositif",
+    "eligibilite",
+    "gratuit",
+    "cej",
+    "allocation",
+    "inscription",
+    "documents",
+    "sans-diplome",
+    "formation",
+    "emploi",
+    "permis",
+    "logement",
+    "sante",
+    "mobilite",
+    "lieux-horaires",
+    "activites",
+    "parrainage",
+    "donnees",
+    "stop",
+    "conseiller",
+)
+LANGS: tuple[str, ...] = ("fr", "en")
+KINDS = ("answer", "smalltalk")
+LEXICON_FILE = "_lexicon.yaml"
+UNKNOWN_FILE = "_unknown.yaml"
+STEMMERS = {"fr": "french", "en": "english"}
+
+# Confidence below which the engine abstains, and the lowest score worth offering as a suggestion.
+THRESHOLD = 0.40
+SUGGESTION_FLOOR = 0.12
+MAX_SUGGESTIONS = 3
+# Weight of the best single example against whole-entry coverage in the final score.
+EXAMPLE_WEIGHT = 0.5
+# How many times a keyword or title word counts compared with a word seen in one example.
+KEYWORD_TF = 2.0
+FUZZY_CUTOFF = 84.0
+# Weight of a word the knowledge base does not know, relative to the rarest known word.
+UNKNOWN_WEIGHT = 0.6
+FUZZY_MIN_LEN = 4
+SMS_LIMIT = 306  # two concatenated GSM-7 segments
+SMS_FIELD_LIMIT = 300
+
+# GSM 03.38 basic character set, and the extension table (each costs two septets).
+GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXT = set("^{}\\[~]|€")
+GSM_REPLACEMENTS = {
+    "’": "'",
+    "‘": "'",
+    "«": '"',
+    "»": '"',
+    "“": '"',
+    "”": '"',
+    "…": "...",
+    "œ": "oe",
+    "Œ": "OE",
+    "–": "-",
+    "—": "-",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "·": "",
+}
+
+_WORD_RE = re.compile(r"[a-z0-9+]+")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML loader where only true/false are booleans (so "on" and "no" stay words)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class KnowledgeBaseError(Exception):
+    """The knowledge base files are invalid; the message names each file and entry at fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class FaqAnswer:
+    """The engine's answer to one question."""
+
+    question: str
+    id: str | None
+    score: float
+    kind: Literal["answer", "smalltalk", "unknown"]
+    text: str
+    suggestions: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One knowledge-base entry, with its texts rendered against the programme facts."""
+
+    id: str
+    lang: str
+    kind: str
+    title: str
+    answer_text: str
+    sms_text: str | None
+    examples: tuple[str, ...]
+    keywords: tuple[str, ...]
+    source: str
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents and unify apostrophes."""
+    text = text.translate(_APOSTROPHES).lower().replace("œ", "oe").replace("æ", "ae")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _words(text: str) -> list[str]:
+    """Split folded text into words."""
+    return _WORD_RE.findall(fold(text))
+
+
+def to_gsm(text: str) -> str:
+    """Transliterate text to the GSM-7 alphabet (missing accents dropped, emoji removed)."""
+    out: list[str] = []
+    for ch in text:
+        ch = GSM_REPLACEMENTS.get(ch, ch)
+        if len(ch) != 1 or ch in GSM_BASIC or ch in GSM_EXT:
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append("".join(c for c in base if c in GSM_BASIC))
+    text = "".join(out)
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r" *\n *", "\n", text)
+    return text.strip()
+
+
+def gsm_length(text: str) -> int:
+    """Number of GSM-7 septets the text takes."""
+    return sum(2 if ch in GSM_EXT else 1 for ch in text)
+
+
+def is_gsm(text: str) -> bool:
+    """Whether every character of the text is in the GSM-7 alphabet."""
+    return all(ch in GSM_BASIC or ch in GSM_EXT for ch in text)
+
+
+def fit_sms(text: str, limit: int = SMS_LIMIT) -> str:
+    """Transliterate to GSM-7 and cut at a sentence boundary to fit within limit septets."""
+    text = to_gsm(text)
+    if gsm_length(text) <= limit:
+        return text
+    pieces = re.split(r"(?<=[.!?])\s+|\n", text)
+    kept: list[str] = []
+    for piece in pieces:
+        candidate = " ".join([*kept, piece]).strip()
+        if gsm_length(candidate) > limit:
+            break
+        kept.append(piece)
+    if kept:
+        return " ".join(kept).strip()
+    cut = text[: limit - 3]
+    return cut[: cut.rfind(" ")].rstrip(" ,;:") + "..."
+
+
+# --------------------------------------------------------------------------- text analysis
+
+
+class Analyzer:
+    """Turns text into terms: folding, abbreviations, phrases, stopwords, stems, concepts."""
+
+    def __init__(self, lexicon: dict[str, Any], lang: str) -> None:
+        """Build the analyzer from a lexicon mapping (see messages/<lang>/faq/_lexicon.yaml)."""
+        self.stemmer = snowballstemmer.stemmer(
+            str(lexicon.get("stemmer") or STEMMERS.get(lang, "english"))
+        )
+        self.elisions = tuple(
+            sorted((fold(str(e)) for e in lexicon.get("elisions") or ()), key=len)
+        )
+        self.abbreviations: dict[str, list[str]] = {}
+        for key, value in (lexicon.get("abbreviations") or {}).items():
+            words = _words(str(key))
+            if len(words) == 1:
+                self.abbreviations[words[0]] = _words(str(value or ""))
+        phrases: dict[str, str] = {}
+        for key, value in (lexicon.get("phrases") or {}).items():
+            words = _words(str(key))
+            if words:
+                phrases[" ".join(words)] = " ".join(_words(str(value or "")))
+        self.stopwords = {w for s in lexicon.get("stopwords") or () for w in _words(str(s))}
+        self.surface_concept: dict[str, str] = {}
+        stem_owners: dict[str, set[str]] = {}
+        for concept, words in (lexicon.get("synonyms") or {}).items():
+            canon = "_".join(_words(str(concept)))
+            for word in [concept, *(words or ())]:
+                folded = _words(str(word))
+                if len(folded) > 1:
+                    phrases.setdefault(" ".join(folded), canon)
+                elif folded:
+                    self.surface_concept.setdefault(folded[0], canon)
+                    stem_owners.setdefault(self._stem(folded[0]), set()).add(canon)
+        # A stem maps to a concept only when no two concepts claim it ("payer" vs "payé").
+        self.stem_concept = {s: next(iter(c)) for s, c in stem_owners.items() if len(c) == 1}
+        ordered = sorted(phrases, key=lambda p: -len(p))
+        self.phrases = phrases
+        self.phrase_re = (
+            re.compile(r"\b(" + "|".join(re.escape(p) for p in ordered) + r")\b")
+            if ordered
+            else None
+        )
+        self.other_words = {w for s in lexicon.get("other_words") or () for w in _words(str(s))}
+        self.known: set[str] = (
+            set(self.surface_concept) | self.stopwords | set(self.abbreviations) | self.other_words
+        )
+        self._stems: dict[str, str] = {}
+
+    def _stem(self, word: str) -> str:
+        """Stem one folded word."""
+        return self.stemmer.stemWord(word)
+
+    def add_known(self, words: Iterable[str]) -> None:
+        """Declare surface words seen in the knowledge base (used to split glued elisions)."""
+        self.known.update(words)
+
+    def surface(self, text: str) -> list[str]:
+        """Folded words after abbreviation expansion, elision splitting and phrase rewriting."""
+        out: list[str] = []
+        for word in _words(text):
+            if word in self.abbreviations:
+                out.extend(self.abbreviations[word])
+                continue
+            out.extend(self._split_elision(word))
+        joined = " ".join(out)
+        if self.phrase_re is not None:
+            joined = self.phrase_re.sub(lambda m: self.phrases[m.group(1)], joined)
+        return joined.split()
+
+    def _split_elision(self, word: str) -> list[str]:
+        """Split SMS forms such as 'jpeux' or 'lappart' when the rest is a known word."""
+        if word in self.known or not self.elisions:
+            return [word]
+        for prefix in self.elisions:
+            rest = word[len(prefix) :]
+            if word.startswith(prefix) and len(rest) >= 3 and rest in self.known:
+                expanded = self.abbreviations.get(rest, [rest])
+                return [prefix, *expanded]
+        return [word]
+
+    def term(self, word: str) -> str:
+        """Concept or stem for one surface word (no fuzzy matching)."""
+        concept = self.surface_concept.get(word)
+        if concept is not None:
+            return concept
+        stem = self._stems.get(word)
+        if stem is None:
+            stem = self._stem(word)
+            if len(self._stems) < 50_000:
+                self._stems[word] = stem
+        return self.stem_concept.get(stem, stem)
+
+    def raw_terms(self, text: str) -> list[str]:
+        """Terms for every word, stopwords included."""
+        return [self.term(w) for w in self.surface(text) if not w.isdigit()]
+
+    def content_words(self, text: str) -> list[str]:
+        """Surface words that are neither stopwords nor numbers."""
+        return [w for w in self.surface(text) if w not in self.stopwords and not w.isdigit()]
+
+
+# --------------------------------------------------------------------------- index
+
+
+@dataclass
+class _LangIndex:
+    """Everything precomputed to answer questions in one language."""
+
+    lang: str
+    analyzer: Analyzer
+    entries: dict[str, FaqEntry]
+    topic_ids: list[str]
+    idf: dict[str, float]
+    unknown_idf: float
+    entry_postings: dict[str, list[tuple[int, float]]]
+    example_postings: dict[str, list[tuple[int, float]]]
+    example_norms: list[float]
+    example_entry: list[int]
+    smalltalk_terms: dict[str, set[str]]
+    vocabulary: dict[str, str]
+    vocab_list: list[str]
+    unknown_template: jinja2.Template
+    unknown_sms: jinja2.Template | None
+    suggestions_label: str
+    facts: dict[str, Any]
+    fuzzy_cache: dict[str, str | None] = field(default_factory=dict)
+
+    def query_terms(self, question: str) -> tuple[list[str], list[str]]:
+        """Raw terms (stopwords kept) and content terms (with fuzzy repair of unknown words)."""
+        analyzer = self.analyzer
+        words = analyzer.surface(question)
+        raw: list[str] = []
+        content: list[str] = []
+        for word in words:
+            if word.isdigit():
+                continue
+            term = analyzer.term(word)
+            raw.append(term)
+            if word in analyzer.stopwords:
+                continue
+            if (
+                term not in self.idf
+                and word not in analyzer.other_words
+                and not any(term in s for s in self.smalltalk_terms.values())
+            ):
+                term = self._fuzzy(word) or term
+            content.append(term)
+        return raw, content
+
+    def _fuzzy(self, word: str) -> str | None:
+        """Closest knowledge-base word for a misspelt one, or None."""
+        if len(word) < FUZZY_MIN_LEN:
+            return None
+        if word in self.fuzzy_cache:
+            return self.fuzzy_cache[word]
+        cutoff = FUZZY_CUTOFF if len(word) >= 6 else FUZZY_CUTOFF + 4
+        match = process.extractOne(word, self.vocab_list, scorer=fuzz.ratio, score_cutoff=cutoff)
+        result = self.vocabulary[match[0]] if match else None
+        if len(self.fuzzy_cache) > 20_000:
+            self.fuzzy_cache.clear()
+        self.fuzzy_cache[word] = result
+        return result
+
+    def score(self, terms: list[str]) -> list[tuple[float, int]]:
+        """Confidence per topic entry, best first."""
+        unique = list(dict.fromkeys(terms))
+        weights = {t: self.idf.get(t, self.unknown_idf) for t in unique}
+        total = sum(weights.values())
+        if total <= 0:
+            return []
+        coverage: dict[int, float] = {}
+        for term in unique:
+            for idx, sat in self.entry_postings.get(term, ()):
+                coverage[idx] = coverage.get(idx, 0.0) + weights[term] * sat
+        dots: dict[int, float] = {}
+        for term in unique:
+            w = weights[term]
+            for ex, wx in self.example_postings.get(term, ()):
+                dots[ex] = dots.get(ex, 0.0) + w * wx
+        qnorm = math.sqrt(sum(w * w for w in weights.values()))
+        best_example: dict[int, float] = {}
+        for ex, dot in dots.items():
+            idx = self.example_entry[ex]
+            cos = dot / (qnorm * self.example_norms[ex])
+            if cos > best_example.get(idx, 0.0):
+                best_example[idx] = cos
+        scored = []
+        for idx in set(coverage) | set(best_example):
+            value = (1 - EXAMPLE_WEIGHT) * coverage.get(idx, 0.0) / total
+            value += EXAMPLE_WEIGHT * best_example.get(idx, 0.0)
+            scored.append((min(1.0, value), idx))
+        scored.sort(key=lambda pair: (-pair[0], pair[1]))
+        return scored
+
+
+def _build_index(
+    lang: str,
+    entries: dict[str, FaqEntry],
+    lexicon: dict[str, Any],
+    unknown: dict[str, Any],
+    facts: dict[str, Any],
+    env: jinja2.Environment,
+) -> _LangIndex:
+    """Precompute term statistics for one language."""
+    analyzer = Analyzer(lexicon, lang)
+    for entry in entries.values():
+        for text in (entry.title, *entry.examples, *entry.keywords):
+            analyzer.add_known(analyzer.content_words(text))
+    topic_ids = [e.id for e in entries.values() if e.kind == "answer"]
+    tf: list[dict[str, float]] = []
+    examples: list[tuple[int, list[str]]] = []
+    vocabulary: dict[str, str] = {}
+    for idx, entry_id in enumerate(topic_ids):
+        entry = entries[entry_id]
+        counts: dict[str, float] = {}
+        for text, weight in [
+            (entry.title, KEYWORD_TF),
+            *((k, KEYWORD_TF) for k in entry.keywords),
+            *((x, 1.0) for x in entry.examples),
+        ]:
+            words = analyzer.content_words(text)
+            terms = list(dict.fromkeys(analyzer.term(w) for w in words))
+            for word in words:
+                vocabulary.setdefault(word, analyzer.term(word))
+            for term in terms:
+                counts[term] = counts.get(term, 0.0) + weight
+            if weight == 1.0 and terms:
+                examples.append((idx, terms))
+        tf.append(counts)
+    for word, concept in analyzer.surface_concept.items():
+        if len(word) >= FUZZY_MIN_LEN and word not in analyzer.stopwords:
+            vocabulary.setdefault(word, concept)
+    n = max(1, len(topic_ids))
+    df: dict[str, int] = {}
+    for counts in tf:
+        for term in counts:
+            df[term] = df.get(term, 0) + 1
+    idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+    unknown_idf = UNKNOWN_WEIGHT * math.log(1 + (n + 0.5) / 0.5)
+    entry_postings: dict[str, list[tuple[int, float]]] = {}
+    for idx, counts in enumerate(tf):
+        for term, count in counts.items():
+            entry_postings.setdefault(term, []).append((idx, 1 - 0.5**count))
+    example_postings: dict[str, list[tuple[int, float]]] = {}
+    norms: list[float] = []
+    example_entry: list[int] = []
+    for ex, (idx, terms) in enumerate(examples):
+        for term in terms:
+            example_postings.setdefault(term, []).append((ex, idf[term]))
+        norms.append(math.sqrt(sum(idf[t] ** 2 for t in terms)) or 1.0)
+        example_entry.append(idx)
+    smalltalk: dict[str, set[str]] = {}
+    for entry in entries.values():
+        if entry.kind == "smalltalk":
+            terms = set()
+            for text in (entry.title, *entry.keywords, *entry.examples):
+                terms.update(analyzer.raw_terms(text))
+            smalltalk[entry.id] = terms
+    unknown_sms = unknown.get("sms")
+    return _LangIndex(
+        lang=lang,
+        analyzer=analyzer,
+        entries=entries,
+        topic_ids=topic_ids,
+        idf=idf,
+        unknown_idf=unknown_idf,
+        entry_postings=entry_postings,
+        example_postings=example_postings,
+        example_norms=norms,
+        example_entry=example_entry,
+        smalltalk_terms=smalltalk,
+        vocabulary=vocabulary,
+        vocab_list=sorted(vocabulary),
+        unknown_template=env.from_string(str(unknown.get("answer") or "")),
+        unknown_sms=env.from_string(str(unknown_sms)) if unknown_sms else None,
+        suggestions_label=str(unknown.get("suggestions_label") or ""),
+        facts=facts,
+    )
+
+
+# --------------------------------------------------------------------------- loading and checks
+
+
+def _environment() -> jinja2.Environment:
+    """Jinja2 environment for answers: strict about unknown variables, no HTML escaping."""
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
+    )
+
+
+def _facts_for(raw: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Resolve per-language fact values ({fr: ..., en: ...}) for one language."""
+
+    def pick(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value and set(value) <= set(LANGS):
+                return value.get(lang, next(iter(value.values())))
+            return {k: pick(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [pick(v) for v in value]
+        return value
+
+    return {k: pick(v) for k, v in raw.items()}
+
+
+def _display(path: Path, root: Path) -> str:
+    """Path shown in problem messages, relative to the messages directory's parent."""
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def _read_yaml(path: Path, root: Path, problems: list[str]) -> Any:
+    """Parse one YAML file, recording a problem when it is invalid."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problems.append(f"{_display(path, root)}: invalid YAML{where}, the file cannot be read.")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{_display(path, root)}: cannot be read ({exc}).")
+    return None
+
+
+def _template_problems(
+    source: str, env: jinja2.Environment, facts: dict[str, Any], allowed: set[str]
+) -> list[str]:
+    """Problems in one template: syntax errors, and variables that are neither facts nor allowed."""
+    try:
+        ast = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return [f"template error at line {exc.lineno}: {exc.message}"]
+    problems = [
+        f"unknown variable '{name}'"
+        for name in sorted(meta.find_undeclared_variables(ast) - {"facts"} - allowed)
+    ]
+    for node in ast.find_all(nodes.Getattr):
+        path = _facts_path(node)
+        if path is None:
+            continue
+        value: Any = facts
+        for i, part in enumerate(path):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+                continue
+            name = "facts." + ".".join(path[: i + 1])
+            problems.append(f"unknown variable '{name}' (not in facts.yaml)")
+            break
+    return list(dict.fromkeys(problems))
+
+
+def _facts_path(node: nodes.Getattr) -> list[str] | None:
+    """Attribute chain of an expression such as facts.social.instagram, or None."""
+    parts: list[str] = []
+    current: nodes.Node = node
+    while isinstance(current, nodes.Getattr):
+        parts.append(current.attr)
+        current = current.node
+    if isinstance(current, nodes.Name) and current.name == "facts":
+        return parts[::-1]
+    return None
+
+
+def _iter_entry_dicts(data: Any) -> Iterator[dict[str, Any] | Any]:
+    """Entries in one file: a single mapping, a list, or a mapping with an `entries` list."""
+    if isinstance(data, dict) and "entries" in data and "id" not in data:
+        yield from data.get("entries") or []
+    elif isinstance(data, list):
+        yield from data
+    else:
+        yield data
+
+
+def _string_list(value: Any) -> list[str] | None:
+    """A list of strings from YAML (None when the shape is wrong)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return [str(v) for v in value]
+    return None
+
+
+def _load_language(
+    messages_dir: Path, lang: str, raw_facts: dict[str, Any], env: jinja2.Environment
+) -> tuple[dict[str, FaqEntry], dict[str, Any], dict[str, Any], list[str]]:
+    """Read and validate the entries, lexicon and unknown-answer texts of one language."""
+    problems: list[str] = []
+    facts = _facts_for(raw_facts, lang)
+    folder = messages_dir / lang / "faq"
+    entries: dict[str, FaqEntry] = {}
+    origin: dict[str, str] = {}
+    if not folder.is_dir():
+        problems.append(f"{_display(folder, messages_dir)}: knowledge base folder is missing.")
+        return entries, {}, {}, problems
+    for path in sorted(folder.glob("*.y*ml")):
+        if path.name.startswith("_"):
+            continue
+        shown = _display(path, messages_dir)
+        before = len(problems)
+        data = _read_yaml(path, messages_dir, problems)
+        if data is None:
+            if len(problems) == before:
+                problems.append(f"{shown}: the file is empty.")
+            continue
+        for position, item in enumerate(_iter_entry_dicts(data), start=1):
+            entry, entry_problems = _parse_entry(item, shown, position, lang, facts, env)
+            problems.extend(entry_problems)
+            if entry is None:
+                continue
+            if entry.id in entries:
+                problems.append(
+                    f"{shown}, entry '{entry.id}': duplicate id, "
+                    f"already defined in {origin[entry.id]}."
+                )
+                continue
+            entries[entry.id] = entry
+            origin[entry.id] = shown
+    for required in REQUIRED_IDS:
+        if required not in entries:
+            problems.append(
+                f"{_display(folder, messages_dir)}: required entry '{required}' is missing."
+            )
+    lexicon: dict[str, Any] = {}
+    lexicon_path = folder / LEXICON_FILE
+    if lexicon_path.exists():
+        data = _read_yaml(lexicon_path, messages_dir, problems)
+        if data is not None and not isinstance(data, dict):
+            problems.append(f"{_display(lexicon_path, messages_dir)}: expected a mapping.")
+        elif isinstance(data, dict):
+            lexicon = data
+            for key in ("abbreviations", "phrases", "synonyms"):
+                if not isinstance(lexicon.get(key) or {}, dict):
+                    problems.append(
+                        f"{_display(lexicon_path, messages_dir)}: '{key}' must be a mapping."
+                    )
+                    lexicon[key] = {}
+            for key in ("stopwords", "elisions", "other_words"):
+                if _string_list(lexicon.get(key)) is None:
+                    problems.append(
+                        f"{_display(lexicon_path, messages_dir)}: '{key}' must be a list of words."
+                    )
+                    lexicon[key] = []
+            for concept, words in (lexicon.get("synonyms") or {}).items():
+                if _string_list(words) is None:
+                    problems.append(
+                        f"{_display(lexicon_path, messages_dir)}, synonyms '{concept}': "
+                        "expected a list of words."
+                    )
+                    lexicon["synonyms"][concept] = []
+    unknown: dict[str, Any] = {}
+    unknown_path = folder / UNKNOWN_FILE
+    shown_unknown = _display(unknown_path, messages_dir)
+    if not unknown_path.exists():
+        problems.append(f"{shown_unknown}: missing (text used when the bot is not sure).")
+    else:
+        data = _read_yaml(unknown_path, messages_dir, problems)
+        if isinstance(data, dict) and isinstance(data.get("answer"), str) and data["answer"]:
+            unknown = data
+            for key in ("answer", "sms"):
+                if isinstance(data.get(key), str):
+                    for problem in _template_problems(data[key], env, facts, {"suggestions"}):
+                        problems.append(f"{shown_unknown}, field '{key}': {problem}.")
+        elif data is not None:
+            problems.append(f"{shown_unknown}: an 'answer' text is required.")
+    return entries, lexicon, unknown, problems
+
+
+def _parse_entry(
+    item: Any, shown: str, position: int, lang: str, facts: dict[str, Any], env: jinja2.Environment
+) -> tuple[FaqEntry | None, list[str]]:
+    """Validate one entry mapping and render its texts."""
+    if not isinstance(item, dict):
+        return None, [f"{shown}, entry #{position}: expected a mapping with id, title and answer."]
+    entry_id = item.get("id")
+    if not isinstance(entry_id, str) or not entry_id.strip():
+        return None, [f"{shown}, entry #{position}: missing 'id'."]
+    entry_id = entry_id.strip()
+    where = f"{shown}, entry '{entry_id}'"
+    problems: list[str] = []
+    kind = item.get("kind", "answer")
+    if kind not in KINDS:
+        problems.append(f"{where}: unknown kind '{kind}' (expected one of {', '.join(KINDS)}).")
+    answer = item.get("answer")
+    if not isinstance(answer, str) or not answer.strip():
+        problems.append(f"{where}: missing answer.")
+    title = item.get("title")
+    if not isinstance(title, str) or not title.strip():
+        problems.append(f"{where}: missing title.")
+    examples = _string_list(item.get("examples"))
+    keywords = _string_list(item.get("keywords"))
+    synonyms = _string_list(item.get("synonyms"))
+    for name, value in (("examples", examples), ("keywords", keywords), ("synonyms", synonyms)):
+        if value is None:
+            problems.append(f"{where}: '{name}' must be a list of phrases.")
+    if not (examples or keywords):
+        problems.append(f"{where}: no examples nor keywords, it could never be matched.")
+    sms = item.get("sms")
+    if sms is not None and not isinstance(sms, str):
+        problems.append(f"{where}: 'sms' must be a text.")
+        sms = None
+    if isinstance(sms, str):
+        bad = sorted({ch for ch in sms if not is_gsm(ch)})
+        if bad:
+            problems.append(f"{where}: 'sms' has characters outside GSM-7: {' '.join(bad)}.")
+        if len(sms) > SMS_FIELD_LIMIT:
+            problems.append(
+                f"{where}: 'sms' is {len(sms)} characters long (max {SMS_FIELD_LIMIT})."
+            )
+    rendered: dict[str, str] = {}
+    for key, source in (("title", title), ("answer", answer), ("sms", sms)):
+        if not isinstance(source, str) or not source.strip():
+            continue
+        template_problems = _template_problems(source, env, facts, set())
+        if template_problems:
+            problems.extend(f"{where}, field '{key}': {p}." for p in template_problems)
+            continue
+        try:
+            rendered[key] = env.from_string(source).render(facts=facts).strip()
+        except jinja2.TemplateError as exc:
+            problems.append(f"{where}, field '{key}': cannot be rendered ({exc}).")
+    if problems:
+        return None, problems
+    entry = FaqEntry(
+        id=entry_id,
+        lang=lang,
+        kind=str(kind),
+        title=rendered["title"],
+        answer_text=rendered["answer"],
+        sms_text=rendered.get("sms"),
+        examples=tuple(examples or ()),
+        keywords=tuple([*(keywords or ()), *(synonyms or ())]),
+        source=shown,
+    )
+    return entry, []
+
+
+def _load_facts(facts_path: Path, messages_dir: Path, problems: list[str]) -> dict[str, Any]:
+    """Read the programme facts file (missing file: no facts)."""
+    if not facts_path.exists():
+        problems.append(f"{_display(facts_path, messages_dir)}: programme facts file is missing.")
+        return {}
+    data = _read_yaml(facts_path, messages_dir, problems)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{_display(facts_path, messages_dir)}: expected a mapping of facts.")
+        return {}
+    return data
+
+
+def _load_all(
+    messages_dir: Path, facts_path: Path | None
+) -> tuple[dict[str, _LangIndex], list[str]]:
+    """Load every language; return the indexes and the problems found."""
+    messages_dir = Path(messages_dir)
+    problems: list[str] = []
+    raw_facts = _load_facts(facts_path or messages_dir / "facts.yaml", messages_dir, problems)
+    env = _environment()
+    indexes: dict[str, _LangIndex] = {}
+    for lang in LANGS:
+        entries, lexicon, unknown, lang_problems = _load_language(
+            messages_dir, lang, raw_facts, env
+        )
+        problems.extend(lang_problems)
+        if not lang_problems:
+            facts = _facts_for(raw_facts, lang)
+            indexes[lang] = _build_index(lang, entries, lexicon, unknown, facts, env)
+    return indexes, problems
+
+
+def check_knowledge_base(messages_dir: Path, facts_path: Path | None = None) -> list[str]:
+    """Every problem in the knowledge base, one sentence each naming the file and entry."""
+    return _load_all(Path(messages_dir), facts_path)[1]
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class FaqEngine:
+    """Matches questions to knowledge-base entries, in French and English."""
+
+    def __init__(self, indexes: dict[str, _LangIndex]) -> None:
+        """Wrap prebuilt indexes; use FaqEngine.load."""
+        self._indexes = indexes
+
+    @classmethod
+    def load(cls, messages_dir: Path, facts_path: Path | None = None) -> FaqEngine:
+        """Load and index messages/<lang>/faq; raise KnowledgeBaseError on any invalid file."""
+        indexes, problems = _load_all(Path(messages_dir), facts_path)
+        if problems:
+            raise KnowledgeBaseError(problems)
+        return cls(indexes)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Languages loaded."""
+        return tuple(self._indexes)
+
+    def _index(self, lang: str) -> _LangIndex:
+        """Index for a language, falling back to the first one loaded."""
+        return self._indexes.get(lang) or next(iter(self._indexes.values()))
+
+    def entry(self, entry_id: str, lang: str = "fr") -> FaqEntry:
+        """One entry by id (KeyError when unknown)."""
+        return self._index(lang).entries[entry_id]
+
+    def entries(self, lang: str = "fr") -> list[FaqEntry]:
+        """All entries of a language."""
+        return list(self._index(lang).entries.values())
+
+    def short_answer(self, entry_id: str, lang: str = "fr") -> str:
+        """SMS version of an entry (its `sms` field, else its answer), GSM-7, within 2 segments."""
+        entry = self.entry(entry_id, lang)
+        return fit_sms(entry.sms_text or entry.answer_text)
+
+    def unknown_short_answer(self, lang: str = "fr") -> str:
+        """SMS version of the 'not sure' answer."""
+        index = self._index(lang)
+        template = index.unknown_sms or index.unknown_template
+        return fit_sms(template.render(facts=index.facts, suggestions=[]))
+
+    def suggestions_label(self, lang: str = "fr") -> str:
+        """Label shown before suggestions in readable output."""
+        return self._index(lang).suggestions_label
+
+    def answer(self, question: str, lang: str = "fr") -> FaqAnswer:
+        """Best entry for a question, a small-talk reply, or 'not sure' with suggestions."""
+        index = self._index(lang)
+        raw, content = index.query_terms(question)
+        smalltalk = self._smalltalk(index, raw)
+        if smalltalk is not None:
+            entry = index.entries[smalltalk]
+            return FaqAnswer(question, entry.id, 1.0, "smalltalk", entry.answer_text)
+        all_smalltalk = (
+            set().union(*index.smalltalk_terms.values()) if index.smalltalk_terms else set()
+        )
+        terms = [t for t in content if t not in all_smalltalk]
+        scored = index.score(terms) if terms else []
+        if scored and scored[0][0] >= THRESHOLD:
+            score, idx = scored[0]
+            entry = index.entries[index.topic_ids[idx]]
+            return FaqAnswer(question, entry.id, round(score, 3), "answer", entry.answer_text)
+        suggestions = [
+            (index.topic_ids[idx], index.entries[index.topic_ids[idx]].title)
+            for score, idx in scored[:MAX_SUGGESTIONS]
+            if score >= SUGGESTION_FLOOR
+        ]
+        text = index.unknown_template.render(facts=index.facts, suggestions=suggestions).strip()
+        best = round(scored[0][0], 3) if scored else 0.0
+        return FaqAnswer(question, None, best, "unknown", text, suggestions)
+
+    @staticmethod
+    def _smalltalk(index: _LangIndex, raw: list[str]) -> str | None:
+        """Id of the small-talk entry when the message is only a greeting or thanks."""
+        if not raw or not index.smalltalk_terms:
+            return None
+        stop_terms = {index.analyzer.term(w) for w in index.analyzer.stopwords}
+        best: tuple[int, str] | None = None
+        for entry_id, terms in index.smalltalk_terms.items():
+            hits = sum(1 for t in raw if t in terms)
+            if hits and (best is None or hits > best[0]):
+                best = (hits, entry_id)
+        if best is None:
+            return None
+        allowed = set().union(*index.smalltalk_terms.values()) | stop_terms
+        if all(t in allowed for t in raw):
+            return best[1]
+        return None
+
+
+def faq_ask_command(
+    engine: FaqEngine, questions: Iterable[str], lang: str, as_json: bool, out: TextIO
+) -> None:
+    """Answer each question: one JSON object per line (SPEC §7), or readable text."""
+    first = True
+    for question in questions:
+        question = question.strip()
+        if not question:
+            continue
+        ans = engine.answer(question, lang)
+        if as_json:
+            record = {"question": question, "id": ans.id, "score": ans.score, "answer": ans.text}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            continue
+        if not first:
+            out.write("\n")
+        first = False
+        out.write(f"> {question}\n[{ans.id or '-'} {ans.score:.2f}]\n{ans.text}\n")
+        if ans.suggestions:
+            out.write(engine.suggestions_label(lang) + "\n")
+            for entry_id, title in ans.suggestions:
+                out.write(f"  - {title} ({entry_id})\n")
