@@ -106,8 +106,14 @@ class Database:
         path = Path(path)
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         db = cls(conn, path)
-        await db.call(configure_connection)
-        await db.call(migrate)
+        try:
+            await db.call(configure_connection)
+            await db.call(migrate)
+        except BaseException:
+            # Not a database (or a failed migration): stop the connection's thread, or the
+            # process would wait for it forever at exit.
+            await conn.close()
+            raise
         return db
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
