@@ -321,17 +321,17 @@ class _LangIndex:
     facts: dict[str, Any]
     fuzzy_cache: dict[str, str | None] = field(default_factory=dict)
 
-    def query_terms(self, question: str) -> tuple[list[str], list[str]]:
-        """Raw terms (stopwords kept) and content terms (with fuzzy repair of unknown words)."""
+    def query_terms(self, question: str) -> tuple[list[tuple[str, bool]], list[str]]:
+        """Raw (term, is_stopword) pairs, and content terms (with fuzzy repair of unknown words)."""
         analyzer = self.analyzer
         words = analyzer.surface(question)
-        raw: list[str] = []
+        raw: list[tuple[str, bool]] = []
         content: list[str] = []
         for word in words:
             if word.isdigit():
                 continue
             term = analyzer.term(word)
-            raw.append(term)
+            raw.append((term, word in analyzer.stopwords))
             if word in analyzer.stopwords:
                 continue
             if (
@@ -850,20 +850,19 @@ class FaqEngine:
         return FaqAnswer(question, None, best, "unknown", text, suggestions)
 
     @staticmethod
-    def _smalltalk(index: _LangIndex, raw: list[str]) -> str | None:
+    def _smalltalk(index: _LangIndex, raw: list[tuple[str, bool]]) -> str | None:
         """Id of the small-talk entry when the message is only a greeting or thanks."""
         if not raw or not index.smalltalk_terms:
             return None
-        stop_terms = {index.analyzer.term(w) for w in index.analyzer.stopwords}
         best: tuple[int, str] | None = None
         for entry_id, terms in index.smalltalk_terms.items():
-            hits = sum(1 for t in raw if t in terms)
+            hits = sum(1 for t, _ in raw if t in terms)
             if hits and (best is None or hits > best[0]):
                 best = (hits, entry_id)
         if best is None:
             return None
-        allowed = set().union(*index.smalltalk_terms.values()) | stop_terms
-        if all(t in allowed for t in raw):
+        allowed = set().union(*index.smalltalk_terms.values())
+        if all(is_stop or t in allowed for t, is_stop in raw):
             return best[1]
         return None
 
