@@ -279,6 +279,8 @@ class Analyzer:
         concept = self.surface_concept.get(word)
         if concept is not None:
             return concept
+        if word in self.other_words:
+            return "~" + word  # off-topic word: never merged with a knowledge-base stem
         stem = self._stems.get(word)
         if stem is None:
             stem = self._stem(word)
