@@ -1,0 +1,129 @@
+"""GSM-7 alphabet: segment counting as Twilio does, transliteration, fitting a text to N segments.
+
+GSM-7 (3GPP TS 23.038) holds 160 septets in one SMS, 153 per segment once the message is split
+(7 septets go to the concatenation header); an extension character (``€ [ ] { } ^ ~ | \\`` and form
+feed) takes two septets and is never split across segments. One character outside the alphabet
+switches the whole message to UCS-2: 70 UTF-16 code units in one SMS, 67 per segment, and a
+surrogate pair is never split.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+GSM_SINGLE, GSM_MULTI = 160, 153
+UCS2_SINGLE, UCS2_MULTI = 70, 67
+
+# Common characters outside GSM-7 and their closest GSM-7 spelling (the rest lose their accents).
+_REPLACEMENTS = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u02bc": "'",
+    "`": "'",
+    "´": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "«": '"',
+    "»": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "\u2009": " ",
+    "\t": " ",
+    "œ": "oe",
+    "Œ": "OE",
+    "ç": "c",
+    "•": "-",
+}
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    """How a text travels: its encoding, its length in units, and the number of segments."""
+
+    encoding: Literal["GSM-7", "UCS-2"]
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    segments: int
+
+
+def is_gsm(text: str) -> bool:
+    """True when every character is in the GSM-7 basic or extension table."""
+    return all(ch in GSM_BASIC or ch in GSM_EXTENSION for ch in text)
+
+
+def _split_count(sizes: list[int], single: int, multi: int) -> int:
+    """Segments needed for characters of the given unit sizes, never splitting one character."""
+    total = sum(sizes)
+    if total <= single:
+        return 1 if total else 0
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > multi:
+            segments += 1
+            used = 0
+        used += size
+    return segments
+
+
+def count_segments(text: str) -> SegmentCount:
+    """Count segments the way Twilio does (no smart encoding)."""
+    if is_gsm(text):
+        sizes = [2 if ch in GSM_EXTENSION else 1 for ch in text]
+        return SegmentCount("GSM-7", sum(sizes), _split_count(sizes, GSM_SINGLE, GSM_MULTI))
+    sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    return SegmentCount("UCS-2", sum(sizes), _split_count(sizes, UCS2_SINGLE, UCS2_MULTI))
+
+
+def to_gsm(text: str) -> str:
+    """Transliterate to GSM-7: plain punctuation, missing accents dropped, emoji removed."""
+    out: list[str] = []
+    for ch in text:
+        ch = _REPLACEMENTS.get(ch, ch)
+        if all(c in GSM_BASIC or c in GSM_EXTENSION for c in ch):
+            out.append(ch)
+            continue
+        base = unicodedata.normalize("NFKD", ch)
+        out.append("".join(c for c in base if c in GSM_BASIC))
+    text = "".join(out)
+    text = re.sub(r"[ ]{2,}", " ", text)
+    return re.sub(r" *\n *", "\n", text).strip()
+
+
+def clean_value(value: str | None, limit: int) -> str:
+    """A user-supplied value (a name) made safe for an SMS: GSM-7, one line, at most ``limit``."""
+    if not value:
+        return ""
+    text = to_gsm(" ".join(value.split()))
+    return text[:limit].strip()
+
+
+def fit(text: str, max_segments: int = 2) -> str:
+    """Transliterate to GSM-7 and shorten (at a word, with an ellipsis) to fit ``max_segments``."""
+    text = to_gsm(text)
+    if count_segments(text).segments <= max_segments:
+        return text
+    # Start from a cut just past the largest possible size, then back up to a word boundary.
+    words = text[: max_segments * GSM_MULTI].split(" ")
+    while len(words) > 1:
+        words.pop()
+        candidate = " ".join(words).rstrip(" ,;:.") + "..."
+        if count_segments(candidate).segments <= max_segments:
+            return candidate
+    cut = text[: max_segments * GSM_MULTI - 3]
+    while cut and count_segments(cut + "...").segments > max_segments:
+        cut = cut[:-1]
+    return cut + "..."

@@ -1,0 +1,195 @@
+"""Inbound SMS: keywords (any case, accents optional) and the one transaction an inbound message is.
+
+The transaction records the provider's MessageSid (a repeated one is handled once), applies an
+opt-out or opt-in, and turns an invited relative's first reply into a participant.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+
+from referrals.service import by_phone_hash, insert_participant, log_event
+
+
+class Keyword(Enum):
+    """What an inbound message asks for, when it is a keyword."""
+
+    STOP = "stop"
+    START = "start"
+    HELP = "help"
+    CODE = "code"
+    PERSON = "person"
+
+
+# Folded forms (upper case, no accents, punctuation as spaces). Twilio's own opt-out keywords are
+# included: a number that sends them is opted out at Twilio too, so we must agree.
+_KEYWORDS: dict[str, Keyword] = {
+    **dict.fromkeys(
+        (
+            "STOP",
+            "STOP SMS",
+            "STOPSMS",
+            "STOP ALL",
+            "STOPALL",
+            "ARRET",
+            "ARRETE",
+            "ARRETER",
+            "ARRET SMS",
+            "DESABONNER",
+            "DESABONNEMENT",
+            "DESINSCRIRE",
+            "DESINSCRIPTION",
+            "UNSUBSCRIBE",
+            "CANCEL",
+            "END",
+            "QUIT",
+            "REVOKE",
+            "OPTOUT",
+            "OPT OUT",
+        ),
+        Keyword.STOP,
+    ),
+    **dict.fromkeys(("START", "UNSTOP", "REPRENDRE"), Keyword.START),
+    **dict.fromkeys(("AIDE", "HELP", "INFO", "INFOS"), Keyword.HELP),
+    **dict.fromkeys(("CODE", "MON CODE", "MY CODE"), Keyword.CODE),
+    **dict.fromkeys(
+        ("CONSEILLER", "CONSEILLERE", "HUMAIN", "PERSONNE", "RAPPEL", "AGENT", "HUMAN"),
+        Keyword.PERSON,
+    ),
+}
+
+
+def fold(text: str) -> str:
+    """Upper case, accents removed, punctuation as spaces, spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
+    return " ".join(re.sub(r"[^0-9A-Z]+", " ", plain).split())
+
+
+def classify(text: str) -> Keyword | None:
+    """The keyword an inbound message is, if the whole message is one."""
+    return _KEYWORDS.get(fold(text))
+
+
+@dataclass(frozen=True)
+class InboundState:
+    """What the inbound transaction decided."""
+
+    duplicate: bool = False
+    silent: bool = False  # opted out: say nothing
+    stopped: bool = False  # just opted out: confirm once
+    started: bool = False  # just opted back in
+    lang: str | None = None
+    participant_id: int | None = None
+    joined: bool = False
+
+
+def record_inbound(
+    conn: sqlite3.Connection,
+    phone_hash: str,
+    message_sid: str | None,
+    keyword: Keyword | None,
+    at: str,
+) -> InboundState:
+    """One inbound message, in one transaction (see the module docstring)."""
+    if message_sid:
+        try:
+            conn.execute(
+                "INSERT INTO inbound_sms (message_sid, at) VALUES (?, ?)", (message_sid, at)
+            )
+        except sqlite3.IntegrityError:
+            return InboundState(duplicate=True)
+    opted_out = (
+        conn.execute("SELECT 1 FROM opt_outs WHERE phone_hash = ?", (phone_hash,)).fetchone()
+        is not None
+    )
+    invitation = conn.execute(
+        "SELECT id, member_id, lang FROM invitations WHERE phone_hash = ? ORDER BY id DESC LIMIT 1",
+        (phone_hash,),
+    ).fetchone()
+    participant = by_phone_hash(conn, phone_hash)
+    lang = participant.lang if participant else None
+    if lang is None and invitation is not None:
+        lang = invitation["lang"]
+    invitation_id = invitation["id"] if invitation else None
+
+    if keyword is Keyword.STOP:
+        if opted_out:
+            return InboundState(silent=True)
+        opt_out(conn, phone_hash, at)
+        log_event(
+            conn,
+            "sms_opted_out",
+            participant.id if participant else None,
+            at=at,
+            via="keyword",
+            invitation=invitation_id,
+        )
+        return InboundState(stopped=True, lang=lang)
+    started = False
+    if keyword is Keyword.START:
+        if opted_out:
+            conn.execute("DELETE FROM opt_outs WHERE phone_hash = ?", (phone_hash,))
+            log_event(conn, "sms_opted_in", participant.id if participant else None, at=at)
+        started = True
+    elif opted_out:
+        return InboundState(silent=True)
+
+    joined = False
+    if participant is None and invitation is not None:
+        # An invited relative's first reply that is not an opt-out: they are in.
+        participant = insert_participant(
+            conn,
+            joined_at=at,
+            kind="relative",
+            channel="sms",
+            referrer_id=invitation["member_id"],
+            phone_hash=phone_hash,
+            lang=invitation["lang"],
+        )
+        conn.execute(
+            "UPDATE invitations SET joined_participant_id = ? WHERE id = ?",
+            (participant.id, invitation_id),
+        )
+        log_event(
+            conn,
+            "sms_relative_joined",
+            participant.id,
+            invitation["member_id"],
+            at=at,
+            invitation=invitation_id,
+        )
+        joined = True
+    elif participant is None and keyword is Keyword.CODE:
+        # Someone who was not invited (a poster, a friend passing the number on) asks for a code
+        # to bring others: they become an organic participant reached by SMS.
+        participant = insert_participant(
+            conn, joined_at=at, channel="sms", phone_hash=phone_hash, lang=lang
+        )
+        joined = True
+    return InboundState(
+        started=started,
+        lang=lang,
+        participant_id=participant.id if participant else None,
+        joined=joined,
+    )
+
+
+def opt_out(conn: sqlite3.Connection, phone_hash: str, at: str) -> None:
+    """Keep the number's keyed hash on the opt-out list; cancel what still waits for it."""
+    conn.execute("INSERT OR IGNORE INTO opt_outs (phone_hash, at) VALUES (?, ?)", (phone_hash, at))
+    conn.execute(
+        "UPDATE outbound_sms SET status = 'cancelled', to_phone = NULL, updated_at = ?"
+        " WHERE phone_hash = ? AND status = 'queued'",
+        (at, phone_hash),
+    )
+    conn.execute(
+        "UPDATE invitations SET status = 'cancelled', phone = NULL"
+        " WHERE phone_hash = ? AND status IN ('queued', 'waiting')",
+        (phone_hash,),
+    )
+    conn.execute("UPDATE invitations SET phone = NULL WHERE phone_hash = ?", (phone_hash,))
