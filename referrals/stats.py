@@ -36,16 +36,20 @@ def compute(
 ) -> dict[str, Any]:
     """Every figure of SPEC §6 over the participants who joined in [since, until)."""
     where, params = _where(since, until)
-    totals = conn.execute(
-        "SELECT COUNT(*), COUNT(referrer_id), COUNT(enrolled_at),"
-        " SUM(referrer_id IS NOT NULL AND enrolled_at IS NOT NULL),"
-        " SUM(referrer_id IS NULL AND enrolled_at IS NOT NULL), COALESCE(SUM(wave), 0)"
-        f" FROM participants{where}",
+    # Each figure is one scan of a narrow index (see migration 004), not of the table.
+    participants = _count(conn, where, params)
+    referred = _count(conn, _and(where, "referrer_id IS NOT NULL"), params)
+    enrolled_referred = enrolled_seeds = 0
+    for is_referred, count in conn.execute(
+        "SELECT referrer_id IS NOT NULL, COUNT(*) FROM participants"
+        f"{_and(where, 'enrolled_at IS NOT NULL')} GROUP BY 1",
         params,
-    ).fetchone()
-    participants, referred, enrolled, enrolled_referred, enrolled_seeds, wave_sum = (
-        value or 0 for value in totals
-    )
+    ):
+        if is_referred:
+            enrolled_referred = count
+        else:
+            enrolled_seeds = count
+    enrolled = enrolled_referred + enrolled_seeds
     seeds = participants - referred
     waves_rows = conn.execute(
         f"SELECT wave, COUNT(*) FROM participants{where} GROUP BY wave ORDER BY wave", params
@@ -53,18 +57,19 @@ def compute(
     waves = [0] * ((waves_rows[-1][0] + 1) if waves_rows else 0)
     for wave, count in waves_rows:
         waves[wave] = count
+    wave_sum = sum(wave * count for wave, count in waves_rows)
     largest = conn.execute(
         f"SELECT COUNT(*) AS n FROM participants{where} GROUP BY root_id ORDER BY n DESC LIMIT 1",
         params,
     ).fetchone()
-    channels = {
-        channel: count
-        for channel, count in conn.execute(
-            f"SELECT COALESCE(NULLIF(channel, ''), 'unknown'), COUNT(*) FROM participants{where}"
-            " GROUP BY 1 ORDER BY 2 DESC, 1",
-            params,
-        )
-    }
+    # Grouped on the bare column so that the channel index serves it; '' is merged afterwards.
+    counted: dict[str, int] = {}
+    for channel, count in conn.execute(
+        f"SELECT channel, COUNT(*) FROM participants{where} GROUP BY channel", params
+    ):
+        name = channel or "unknown"
+        counted[name] = counted.get(name, 0) + count
+    channels = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
     pwhere, pparams = _where(since, until, "p")
     top = [
         {"participant": ref, "recruits": recruits}
@@ -87,7 +92,7 @@ def compute(
         "largest_tree": largest[0] if largest else 0,
         "waves": waves,
         "channels": channels,
-        "median_referral_delay_hours": _median_delay(conn, pwhere, pparams),
+        "median_referral_delay_hours": _median_delay(conn, where, params),
         "enrolled": enrolled,
         "enrollment_rate_referred": _rate(enrolled_referred, referred),
         "enrollment_rate_seeds": _rate(enrolled_seeds, seeds),
@@ -96,20 +101,23 @@ def compute(
     }
 
 
-def _median_delay(conn: sqlite3.Connection, pwhere: str, pparams: list[str]) -> float | None:
-    base = (
-        "SELECT (julianday(p.joined_at) - julianday(r.joined_at)) * 24.0 AS d"
-        " FROM participants p JOIN participants r ON r.id = p.referrer_id"
-        f"{pwhere}"
-    )
-    count = conn.execute(f"SELECT COUNT(*) FROM ({base})", pparams).fetchone()[0]
+def _count(conn: sqlite3.Connection, where: str, params: list[str]) -> int:
+    return int(conn.execute(f"SELECT COUNT(*) FROM participants{where}", params).fetchone()[0])
+
+
+def _median_delay(conn: sqlite3.Connection, where: str, params: list[str]) -> float | None:
+    # referral_delay_s is stored (and indexed) for every referred participant: the median is
+    # one or two steps along an index, not a join and a sort of the whole table.
+    where = _and(where, "referral_delay_s IS NOT NULL")
+    count = _count(conn, where, params)
     if not count:
         return None
     middle = conn.execute(
-        f"SELECT d FROM ({base}) ORDER BY d LIMIT ? OFFSET ?",
-        [*pparams, 2 - count % 2, (count - 1) // 2],
+        f"SELECT referral_delay_s FROM participants{where}"
+        " ORDER BY referral_delay_s LIMIT ? OFFSET ?",
+        [*params, 2 - count % 2, (count - 1) // 2],
     ).fetchall()
-    return round(sum(row[0] for row in middle) / len(middle), 4)
+    return round(sum(row[0] for row in middle) / len(middle) / 3600, 4)
 
 
 def invitations(
