@@ -661,7 +661,7 @@ class SmsService:
         ref = await self.db.write(run)
         # The person asked to be contacted: staff get the number to call back (never logged).
         post = self.texts.render(
-            "sms.staff_handoff", self.settings.lang, number=number, ref=ref, lang=lang
+            "sms.staff_handoff", self.settings.lang, number=number, ref=ref, their_lang=lang
         )
         try:
             await self.notifier.notify_staff(Reply(self._staff_target(), post, ephemeral=False))

@@ -1,0 +1,188 @@
+"""The web server: Twilio webhooks, the opt-out link, the health check (SPEC §8).
+
+``create_app`` returns a plain ``aiohttp.web.Application``; other routes (the ``/r/CODE`` landing
+page) are added by passing ``routes`` or with ``app.router`` before the app starts.
+
+Every Twilio request is checked against ``PUBLIC_BASE_URL`` + path: behind a reverse proxy
+``request.url`` is the internal address, not the one Twilio signed. Bodies are size-limited
+(413), malformed ones refused (400), and no request ever gets a 500: a middleware turns any
+unexpected exception into a logged error and a safe answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot.logging import get_logger
+from bot.ports import Person
+from bot.settings import Settings
+from bot.sms.service import SmsService
+from bot.texts import Texts
+from referrals.store import Database
+
+log = get_logger(__name__)
+
+MAX_BODY = 16 * 1024  # a Twilio webhook is about 1 KB; an SMS body at most 1,600 characters
+MAX_SMS_TEXT = 1600
+HEALTH_TIMEOUT = 2.0
+SIGNATURE_HEADER = "X-Twilio-Signature"
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+FORM_TYPE = "application/x-www-form-urlencoded"
+EMPTY_TWIML = str(MessagingResponse())
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")
+_SID_RE = re.compile(r"[A-Za-z0-9]{2,64}")
+
+SETTINGS = web.AppKey("settings", Settings)
+TEXTS = web.AppKey("texts", Texts)
+DB = web.AppKey("db", Database)
+SMS = web.AppKey("sms", SmsService)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def never_500(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn an unexpected exception into a logged error and a safe answer, never a 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 500:
+            log.error("web_http_error", path=request.path, status=exc.status)
+            return web.Response(status=503, text="unavailable")
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("web_unexpected_error", path=request.path, method=request.method)
+        if request.path.startswith("/twilio/"):
+            # Twilio would show an error to nobody and retry nothing: answer with empty TwiML.
+            return web.Response(text=EMPTY_TWIML, content_type="application/xml")
+        return web.Response(status=503, text="unavailable")
+
+
+async def _signed_form(request: web.Request) -> dict[str, Any]:
+    """The form fields of a Twilio request whose signature is valid; 403, 413 or 400 otherwise."""
+    settings = request.app[SETTINGS]
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        raise web.HTTPForbidden(text="forbidden")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+    if request.content_type != FORM_TYPE:
+        raise web.HTTPBadRequest(text="bad request")
+    try:
+        form = await request.post()
+    except web.HTTPException:
+        raise
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="bad request") from None
+    if not settings.public_base_url or not settings.twilio_auth_token:
+        log.warning("twilio_webhook_unverifiable", path=request.path)
+        raise web.HTTPForbidden(text="forbidden")
+    url = settings.public_base_url + request.raw_path
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER, ""))
+    validator = RequestValidator(settings.twilio_auth_token)
+    if not validator.validate(url, form, signature, algorithm):
+        log.warning("twilio_signature_invalid", path=request.path)
+        raise web.HTTPForbidden(text="forbidden")
+    fields: dict[str, Any] = {}
+    for key, value in form.items():
+        if not isinstance(value, str):  # a file part: never expected from Twilio
+            raise web.HTTPBadRequest(text="bad request")
+        fields.setdefault(key, value)
+    return fields
+
+
+async def twilio_sms(request: web.Request) -> web.Response:
+    """``POST /twilio/sms``: an inbound SMS, answered with TwiML."""
+    form = await _signed_form(request)
+    sender = form.get("From", "").strip()
+    message_sid = form.get("MessageSid") or form.get("SmsSid")
+    if not sender or (message_sid is not None and not _SID_RE.fullmatch(message_sid)):
+        raise web.HTTPBadRequest(text="bad request")
+    text = form.get("Body", "")[:MAX_SMS_TEXT]
+    replies = await request.app[SMS].inbound(Person("sms", sender, ""), text, message_sid)
+    response = MessagingResponse()
+    for reply in replies:
+        if reply.to.kind == "sms" and reply.to.id == sender:
+            response.message(reply.text)
+        else:
+            log.warning("sms_reply_not_for_sender_dropped", kind=reply.to.kind)
+    return web.Response(text=str(response), content_type="application/xml")
+
+
+async def twilio_status(request: web.Request) -> web.Response:
+    """``POST /twilio/status``: a delivery status of a message we sent."""
+    form = await _signed_form(request)
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+    if not _SID_RE.fullmatch(sid) or not re.fullmatch(r"[a-z_]{2,32}", status.strip().lower()):
+        raise web.HTTPBadRequest(text="bad request")
+    await request.app[SMS].record_status(sid, status, form.get("ErrorCode"))
+    return web.Response(status=204)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """``GET /healthz``: 200 when the database answers, 503 otherwise."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            row = await request.app[DB].fetchone("SELECT 1")
+        ok = row is not None and row[0] == 1
+    except Exception:
+        log.exception("healthz_db_failed")
+        ok = False
+    body = {"status": "ok" if ok else "error", "db": "ok" if ok else "error"}
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def stop_link(request: web.Request) -> web.Response:
+    """``GET /stop/TOKEN``: the one-click opt-out of a one-way invitation."""
+    token = request.match_info["token"]
+    done = bool(_TOKEN_RE.fullmatch(token)) and await request.app[SMS].opt_out_token(token)
+    texts = request.app[TEXTS]
+    accept = request.headers.get("Accept-Language", "")
+    lang = texts.lang_of(accept.split(",")[0].strip() or None)
+    page = texts.render(
+        "sms.stop_page", lang, done=done, programme=request.app[SETTINGS].programme_name
+    )
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        status=200 if done else 404,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Robots-Tag": "noindex",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def create_app(
+    *,
+    settings: Settings,
+    texts: Texts,
+    db: Database,
+    sms: SmsService,
+    routes: Iterable[web.AbstractRouteDef] = (),
+    max_body: int = MAX_BODY,
+) -> web.Application:
+    """The aiohttp application with the SMS routes (and any extra ``routes``)."""
+    app = web.Application(client_max_size=max_body, middlewares=[never_500])
+    app[SETTINGS] = settings
+    app[TEXTS] = texts
+    app[DB] = db
+    app[SMS] = sms
+    app.router.add_post("/twilio/sms", twilio_sms)
+    app.router.add_post("/twilio/status", twilio_status)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/stop/{token}", stop_link)
+    app.router.add_post("/stop/{token}", stop_link)
+    app.router.add_routes(list(routes))
+    return app
