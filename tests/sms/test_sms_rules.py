@@ -305,3 +305,20 @@ async def test_other_members_number_not_reused(db: Database) -> None:
     await sms.invite(member, OTHER_MOBILE, None, LINK, "en")
     row = await db.fetchone("SELECT lang, token FROM invitations")
     assert row["lang"] == "en" and len(row["token"]) == 8
+
+
+async def test_background_worker_sends_when_woken_and_stops(db: Database) -> None:
+    import asyncio
+
+    transport = RecordingTransport()
+    sms = await make_service(db, transport=transport)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(sms.run_worker(stop))
+    await sms.invite(await add_member(db), MOBILE, None, LINK, "fr")
+    for _ in range(100):
+        if transport.sent:
+            break
+        await asyncio.sleep(0.01)
+    assert len(transport.sent) == 1
+    stop.set()
+    await asyncio.wait_for(worker, 2)

@@ -1,0 +1,103 @@
+"""``relais serve`` / ``relais run``: serving until a signal, graceful shutdown, clear refusals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sms_support import make_service, make_settings, open_db
+
+from bot.cli import Context
+from bot.runner import cmd_run, serve_until
+from bot.web import create_app
+from referrals.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_run_refuses_without_discord_token(tmp_path: Path) -> None:
+    ctx = Context(make_settings(), argparse.Namespace(db=str(tmp_path / "t.db")))
+    with pytest.raises(ConfigError) as info:
+        await cmd_run(ctx)
+    assert info.value.params == {"name": "DISCORD_TOKEN"}
+    assert "DISCORD_TOKEN" in ctx.t(info.value.key, **info.value.params)
+
+
+async def test_serve_until_stop_then_shuts_down(tmp_path: Path) -> None:
+    db = await open_db(tmp_path / "t.db")
+    try:
+        sms = await make_service(db)
+        app = create_app(settings=sms.settings, texts=sms.texts, db=db, sms=sms)
+        stop = asyncio.Event()
+        port = free_port()
+        task = asyncio.create_task(serve_until(app, "127.0.0.1", port, stop, sms))
+        async with aiohttp.ClientSession() as session:
+            for _ in range(50):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        assert response.status == 200
+                        break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("server did not start")
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        with pytest.raises(aiohttp.ClientConnectorError):
+            async with aiohttp.ClientSession() as session:
+                await session.get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        await db.close()
+
+
+async def test_relais_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMS_", "DISCORD_"))}
+    env.update({"RELAIS_SECRET": "s", "PUBLIC_BASE_URL": "https://relais.example.fr"})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        str(tmp_path / "serve.db"),
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        assert await response.json() == {"status": "ok", "db": "ok"}
+                        break
+                except aiohttp.ClientConnectorError:
+                    if process.returncode is not None:
+                        break
+                    await asyncio.sleep(0.05)
+        assert process.returncode is None, (await process.stderr.read()).decode()  # type: ignore[union-attr]
+        process.send_signal(signal.SIGTERM)
+        stdout, _stderr = await asyncio.wait_for(process.communicate(), 15)
+        assert process.returncode == 0
+        assert stdout == b""
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
