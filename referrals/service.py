@@ -113,6 +113,12 @@ def find_participant(conn: sqlite3.Connection, text: str) -> Participant | None:
     return None
 
 
+def delay_seconds(joined_at: str, referrer_joined_at: str) -> float:
+    """Seconds from the referrer's join to this join (``referral_delay_s``, for the stats)."""
+    delta = datetime.fromisoformat(joined_at) - datetime.fromisoformat(referrer_joined_at)
+    return round(delta.total_seconds(), 3)
+
+
 def insert_participant(
     conn: sqlite3.Connection,
     *,
@@ -130,15 +136,16 @@ def insert_participant(
     enrolled_at: str | None = None,
 ) -> Participant:
     """Create a participant with its source; wave and root come from the referrer."""
-    wave, root_id = 0, None
+    wave, root_id, delay = 0, None, None
     if referrer_id is not None:
         referrer = get_participant(conn, referrer_id)
         wave, root_id = referrer.wave + 1, referrer.root_id
+        delay = delay_seconds(joined_at, referrer.joined_at)
     source_set_at = joined_at if (referrer_id or campaign_id) else None
     cursor = conn.execute(
         "INSERT INTO participants (ref, kind, display_name, discord_id, phone, phone_hash, lang,"
-        " referrer_id, campaign_id, channel, source_set_at, root_id, wave, joined_at, enrolled_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        " referrer_id, campaign_id, channel, source_set_at, root_id, wave, joined_at, enrolled_at,"
+        " referral_delay_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
         (
             ref or new_ref(),
             kind,
@@ -154,6 +161,7 @@ def insert_participant(
             wave,
             joined_at,
             enrolled_at,
+            delay,
         ),
     )
     pid = cursor.lastrowid
