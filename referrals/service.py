@@ -216,7 +216,10 @@ def set_source(
     )
 
 
-def _redeem(conn: sqlite3.Connection, participant_id: int, text: str) -> RedeemResult:
+def _redeem(
+    conn: sqlite3.Connection, participant_id: int, text: str
+) -> RedeemResult | CodeRejected:
+    """Redeem in one transaction; a wrong code is *returned*, so that its count is committed."""
     me = get_participant(conn, participant_id)
     now = datetime.now(UTC)
     locked_until = conn.execute(
@@ -243,8 +246,10 @@ def _redeem(conn: sqlite3.Connection, participant_id: int, text: str) -> RedeemR
                 (until, participant_id),
             )
             log_event(conn, "code_locked", participant_id)
-            return RedeemResult(None, None)  # signalled by the caller after commit
-        raise CodeRejected("code.unknown", code=text.strip()[:32], left=MAX_FAILED_CODES - failures)
+            return CodeRejected("code.locked_now", minutes=int(CODE_LOCK.total_seconds() // 60))
+        # Raising here would roll back the count: the lock would never come.
+        left = MAX_FAILED_CODES - failures
+        return CodeRejected("code.unknown", code=text.strip()[:32], left=left)
     if owner is not None:
         if owner.id == me.id:
             raise CodeRejected("code.own")
@@ -376,8 +381,8 @@ class ReferralService:
     async def redeem(self, participant_id: int, text: str) -> RedeemResult:
         """``/code``: record who (or which campaign) brought this participant."""
         result = await self.db.write(_redeem, participant_id, text)
-        if result.referrer is None and result.campaign is None:
-            raise CodeRejected("code.locked_now", minutes=int(CODE_LOCK.total_seconds() // 60))
+        if isinstance(result, CodeRejected):
+            raise result  # after the commit of the failure count
         return result
 
     async def create_campaign(
