@@ -96,6 +96,12 @@ async def cmd_import(ctx: Context) -> int:
 
 async def cmd_export(ctx: Context) -> int:
     """``relais export [--out FILE.csv]``."""
+    # Database.call passes positional arguments only; --excel means what French Excel reads.
+    delimiter = ";" if ctx.args.excel else ctx.args.delimiter
+
+    def write_csv(conn: sqlite3.Connection, out: Any) -> int:
+        return csvio.export_rows(conn, out, delimiter=delimiter, bom=ctx.args.excel)
+
     db = await ctx.open_db()
     try:
         if ctx.args.out:
@@ -103,9 +109,7 @@ async def cmd_export(ctx: Context) -> int:
             tmp = out_path.with_name(out_path.name + ".part")
             try:
                 with tmp.open("w", encoding="utf-8", newline="") as out:
-                    count = await db.call(
-                        csvio.export_rows, out, delimiter=ctx.args.delimiter, bom=ctx.args.excel
-                    )
+                    count = await db.call(write_csv, out)
                 tmp.replace(out_path)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
@@ -114,9 +118,7 @@ async def cmd_export(ctx: Context) -> int:
                 ) from exc
             print(ctx.t("import.exported", count=count, path=str(out_path)), file=sys.stderr)
         else:
-            await db.call(
-                csvio.export_rows, sys.stdout, delimiter=ctx.args.delimiter, bom=ctx.args.excel
-            )
+            await db.call(write_csv, sys.stdout)
     finally:
         await db.close()
     return 0
