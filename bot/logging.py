@@ -47,16 +47,22 @@ def redact(text: str) -> str:
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, dict):
         return {k: _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_redact_value(v) for v in value)
-    return value
+    # Any other object (an exception, a set, a model) would be rendered with repr() later,
+    # unmasked: render it here instead.
+    return redact(repr(value))
 
 
 def mask_sensitive(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: mask phone numbers and tokens in every value of the event."""
     for key, value in list(event.items()):
+        if key.startswith("_"):
+            continue  # structlog's own entries (_record, _from_structlog), never rendered
         if key.lower() in _SECRET_KEYS and value:
             event[key] = "<masked>"
         else:
