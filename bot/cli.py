@@ -54,15 +54,14 @@ class Context:
             raise CliError(self.t("cli.db_error", path=str(self.db_path), reason=str(exc))) from exc
 
 
-def _date(option: str) -> Callable[[str], date]:
-    def parse(value: str) -> date:
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(value) from None
-
-    parse.__name__ = option
-    return parse
+def parse_day(ctx: Context, option: str, value: str | None) -> date | None:
+    """A ``--since``/``--until`` day, or a clear error naming the option and the format."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise CliError(ctx.t("cli.bad_date", value=value, option=option)) from None
 
 
 # ---------------------------------------------------------------- import / export / stats / chain
@@ -137,7 +136,9 @@ def period_text(ctx: Context, since: date | None, until: date | None) -> str:
 
 async def cmd_stats(ctx: Context) -> int:
     """``relais stats [--json] [--since] [--until]``."""
-    low, high = day_bounds(ctx.args.since, ctx.args.until, ctx.settings.tz)
+    since = parse_day(ctx, "--since", ctx.args.since)
+    until = parse_day(ctx, "--until", ctx.args.until)
+    low, high = day_bounds(since, until, ctx.settings.tz)
     db = await ctx.open_db()
     try:
         figures = await db.read(stats.compute, low, high)
@@ -151,7 +152,7 @@ async def cmd_stats(ctx: Context) -> int:
                 "stats.report",
                 s=figures,
                 names={},
-                period=period_text(ctx, ctx.args.since, ctx.args.until),
+                period=period_text(ctx, since, until),
             )
         )
     return 0
@@ -259,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(delimiter=",")
     st = add("stats", cmd_stats, "word-of-mouth figures")
     st.add_argument("--json", action="store_true")
-    st.add_argument("--since", type=_date("--since"))
-    st.add_argument("--until", type=_date("--until"))
+    st.add_argument("--since", help="first day counted, YYYY-MM-DD")
+    st.add_argument("--until", help="last day counted, YYYY-MM-DD")
     ch = add("chain", cmd_chain, "a participant's referral chain")
     ch.add_argument("participant")
     ch.add_argument("--json", action="store_true")
