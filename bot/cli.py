@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
@@ -279,6 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     test = sms_sub.add_parser("test", parents=[common], help="send one test SMS")
     test.add_argument("number")
     test.set_defaults(handler=_lazy("bot.sms.cli", "cmd_sms_test"))
+    discord_cmd = sub.add_parser("discord", help="Discord tools")
+    discord_sub = discord_cmd.add_subparsers(
+        dest="discord_command", required=True, parser_class=_Parser
+    )
+    sync = discord_sub.add_parser("sync", parents=[common], help="publish the slash commands")
+    sync.add_argument("--guild", type=int, help="only this server (instant)")
+    sync.set_defaults(handler=_lazy("bot.discord_app", "cmd_discord_sync"))
+    dcheck = discord_sub.add_parser("check", parents=[common], help="check the Discord setup")
+    dcheck.set_defaults(handler=_lazy("bot.discord_app", "cmd_discord_check"))
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     backup = db_sub.add_parser("backup", parents=[common], help="online consistent copy")
@@ -291,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``relais`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging()
+    # The console's stdout is the conversation: keep its log quiet unless something goes wrong.
+    configure_logging(logging.WARNING if args.command == "console" else logging.INFO)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -1,0 +1,1 @@
+"""Slash commands of the conversation engine, registered by name."""

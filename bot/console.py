@@ -1,0 +1,142 @@
+"""``relais console``: talk to the bot as any number of people (SPEC §3).
+
+The same conversation engine as Discord and SMS; only the transport differs: every message the
+bot sends is printed as ``RECIPIENT <- TEXT`` on stdout, and nothing else goes there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot.logging import get_logger
+from bot.ports import Person, Reply
+from bot.settings import Settings
+
+log = get_logger(__name__)
+_LINE = re.compile(r"^(discord|staff|sms):(\S+)(?:\s+(.*))?$", re.S)
+_JOIN = re.compile(r"^join\s+discord:(\S+)\s+via\s+(\S+)\s*$", re.I)
+
+
+class ConsoleOutput:
+    """Prints bot messages; also the staff notifier, SMS transport and invite maker."""
+
+    def __init__(self, out: TextIO, files_dir: Path, staff_channel: str) -> None:
+        self.out = out
+        self.files_dir = files_dir
+        self.staff_channel = staff_channel
+        self.staff_names: set[str] = set()
+
+    def recipient(self, reply: Reply) -> str:
+        """``discord:NAME``, ``staff:NAME``, ``sms:NUMBER`` or ``#CHANNEL``."""
+        target = reply.to
+        if target.kind == "channel":
+            return f"#{target.id}"
+        if target.kind == "discord" and target.id in self.staff_names:
+            return f"staff:{target.id}"
+        return f"{target.kind}:{target.id}"
+
+    def print_reply(self, reply: Reply) -> None:
+        """One message, continuation lines indented by two spaces, buttons numbered."""
+        lines = reply.text.split("\n")
+        lines += [f"{index}. {button.label}" for index, button in enumerate(reply.buttons, 1)]
+        for attachment in reply.attachments:
+            lines.append(f"📎 {self._save(attachment.filename, attachment.data)}")
+        first, *rest = lines
+        self.out.write(f"{self.recipient(reply)} <- {first}\n")
+        for line in rest:
+            self.out.write(f"  {line}\n")
+        self.out.flush()
+
+    def _save(self, filename: str, data: bytes) -> str:
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        path = self.files_dir / filename
+        path.write_bytes(data)
+        return str(path)
+
+    async def notify_staff(self, reply: Reply) -> None:
+        """Post in the staff channel: printed as ``#staff``."""
+        self.print_reply(reply)
+
+    async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+        """An outbound SMS, printed at the moment it would leave."""
+        lines = body.split("\n")
+        self.out.write(f"sms:{to} <- {lines[0]}\n")
+        for line in lines[1:]:
+            self.out.write(f"  {line}\n")
+        self.out.flush()
+        return "SMconsole" + secrets.token_hex(8)
+
+    async def create_invite(self, member_name: str) -> str:
+        """A personal invite code, as Discord would create one."""
+        return secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
+
+
+async def run_console(
+    settings: Settings, db_path: Path, stdin: TextIO, stdout: TextIO, interactive: bool
+) -> int:
+    """Read actions line by line until end of input."""
+    from bot.app import build_app
+
+    output = ConsoleOutput(stdout, db_path.parent / "relais-files", settings.discord_staff_channel)
+    app = await build_app(settings, db_path, transport=output, notifier=output, invites=output)
+    conversation = app.conversation
+    if interactive:
+        print(app.texts.render("console.banner", settings.lang), file=sys.stderr)
+    try:
+        while True:
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            line = line.rstrip("\r\n")
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            try:
+                replies = await _handle(conversation, output, stripped, settings)
+            except Exception:
+                log.exception("console_line_failed")
+                replies = []
+                print(app.texts.render("console.error", settings.lang), file=sys.stderr)
+            for reply in replies:
+                output.print_reply(reply)
+            await app.sms.dispatch_due()
+    finally:
+        await app.close()
+    return 0
+
+
+async def _handle(
+    conversation, output: ConsoleOutput, line: str, settings: Settings
+) -> list[Reply]:  # type: ignore[no-untyped-def]
+    join = _JOIN.match(line)
+    if join:
+        name, link = join.groups()
+        return await conversation.joined(Person("discord", name, name), link)
+    match = _LINE.match(line)
+    if not match:
+        print(
+            conversation.texts.render("console.bad_line", settings.lang, line=line[:80]),
+            file=sys.stderr,
+        )
+        return []
+    kind, who, text = match.group(1), match.group(2), match.group(3) or ""
+    if kind == "sms":
+        person = Person("sms", who, "")
+    else:
+        staff = kind == "staff"
+        if staff:
+            output.staff_names.add(who)
+        person = Person("discord", who, who, staff=staff)
+    return await conversation.text(person, text)
+
+
+async def cmd_console(ctx) -> int:  # type: ignore[no-untyped-def]
+    """``relais console``."""
+    return await run_console(
+        ctx.settings, ctx.db_path, sys.stdin, sys.stdout, interactive=sys.stdin.isatty()
+    )
