@@ -280,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     test = sms_sub.add_parser("test", parents=[common], help="send one test SMS")
     test.add_argument("number")
     test.set_defaults(handler=_lazy("bot.sms.cli", "cmd_sms_test"))
+    report = add("report", _lazy("bot.report", "cmd_report"), "a self-contained HTML report")
+    report.add_argument("--out", default="report.html")
+    report.add_argument("--since")
+    report.add_argument("--until")
+    add("doctor", _lazy("bot.doctor", "cmd_doctor"), "check the configuration in plain words")
     discord_cmd = sub.add_parser("discord", help="Discord tools")
     discord_sub = discord_cmd.add_subparsers(
         dest="discord_command", required=True, parser_class=_Parser
