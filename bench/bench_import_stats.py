@@ -1,0 +1,180 @@
+"""Benchmark: ``relais import`` and ``relais stats --json`` on a large random referral forest.
+
+Prints figures, asserts nothing. Each step is timed as a whole process (start-up included):
+
+1. generate a CSV of N rows (about 2 % seeds, each other row referred by an earlier row, ISO dates);
+2. ``relais import`` into a fresh database;
+3. ``relais stats --json`` on it, with the peak RSS of that process;
+4. a networkx script that reads the same CSV and computes only depths and tree sizes.
+
+Usage: ``python bench/bench_import_stats.py [--rows 1000000] [--keep DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELAIS = [sys.executable, "-m", "bot.cli"]
+
+NETWORKX_SCRIPT = r"""
+import csv, sys
+from collections import Counter
+import networkx as nx
+
+graph = nx.DiGraph()
+with open(sys.argv[1], newline="", encoding="utf-8-sig") as handle:
+    for row in csv.DictReader(handle):
+        graph.add_node(row["participant"])
+        if row["referrer"]:
+            graph.add_edge(row["referrer"], row["participant"])
+depth = {}
+tree_sizes = Counter()
+for seed in (n for n, d in graph.in_degree() if d == 0):
+    lengths = nx.single_source_shortest_path_length(graph, seed)
+    depth.update(lengths)
+    tree_sizes[seed] = len(lengths)
+print(max(depth.values()), max(tree_sizes.values()), len(depth))
+"""
+
+
+def generate(path: Path, rows: int, seed: int = 42) -> None:
+    """A random referral forest: ~2 % seeds, referrers drawn among earlier rows."""
+    rng = random.Random(seed)
+    start = datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
+    step = timedelta(days=240) / max(rows, 1)
+    channels = ("code", "discord_invite", "sms", "")
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("participant,referrer,joined_at,channel,kind,enrolled_at\n")
+        for i in range(rows):
+            joined = (start + step * i).replace(microsecond=0)
+            if i == 0 or rng.random() < 0.02:
+                referrer, channel = "", "campaign:VAN-NANTES" if rng.random() < 0.5 else ""
+            else:
+                # Any earlier participant may recruit (a random recursive forest): waves grow
+                # like log(N), about 14 deep on average at 1M rows, as in real word of mouth.
+                referrer = f"p{rng.randrange(i)}"
+                channel = rng.choice(channels)
+            kind = "relative" if rng.random() < 0.05 else "youth"
+            enrolled = (joined + timedelta(days=7)).isoformat() if rng.random() < 0.1 else ""
+            out.write(f"p{i},{referrer},{joined.isoformat()},{channel},{kind},{enrolled}\n")
+
+
+def timed(command: list[str], **kwargs: object) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run a command to completion; wall time in seconds and the completed process."""
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    elapsed = time.perf_counter() - began
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return elapsed, done
+
+
+def peak_rss_mib(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall time, peak RSS (MiB) and stdout of a command, measured in a fresh child."""
+    # RUSAGE_CHILDREN keeps the maximum over every waited-for child, so measure in a
+    # dedicated grandchild-free helper: a fresh Python that runs the command and reports.
+    helper = (
+        "import resource, subprocess, sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "t = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(json.dumps({'rc': p.returncode, 'wall': t, 'rss_kib': rss,"
+        " 'out': p.stdout, 'err': p.stderr[-2000:]}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", helper, *command],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
+    report = json.loads(done.stdout)
+    if report["rc"] != 0:
+        sys.exit(f"{' '.join(command)} failed ({report['rc']}):\n{report['err']}")
+    return report["wall"], report["rss_kib"] / 1024, report["out"]
+
+
+def networkx_python() -> str:
+    """A Python interpreter that has networkx: this one, else the system python3."""
+    for candidate in (sys.executable, shutil.which("python3") or "python3"):
+        probe = subprocess.run(
+            [candidate, "-c", "import networkx"], capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            return candidate
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "networkx"], check=True)
+    return sys.executable
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", help="work in this folder and keep the files")
+    args = parser.parse_args(argv)
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="relais-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    csv_path, db_path = work / "forest.csv", work / "bench.db"
+    for stale in work.glob("bench.db*"):
+        stale.unlink()
+    env = {**os.environ, "RELAIS_DB": str(db_path), "RELAIS_TZ": "UTC"}
+    try:
+        began = time.perf_counter()
+        generate(csv_path, args.rows)
+        print(
+            f"rows: {args.rows:,}  ({csv_path.stat().st_size / 2**20:.0f} MiB CSV,"
+            f" generated in {time.perf_counter() - began:.1f} s)"
+        )
+
+        import_s, _ = timed([*RELAIS, "import", str(csv_path)], env=env, cwd=ROOT)
+        print(
+            f"relais import:       {import_s:7.2f} s   (target <= 20 s for 1M rows)"
+            f"  db {db_path.stat().st_size / 2**20:.0f} MiB"
+        )
+
+        stats_s, rss, out = peak_rss_mib([*RELAIS, "stats", "--json"], env)
+        figures = json.loads(out)
+        print(f"relais stats --json: {stats_s:7.2f} s   peak RSS {rss:.0f} MiB")
+        print(
+            f"  participants {figures['participants']:,}, seeds {figures['seeds']:,},"
+            f" max depth {figures['max_depth']}, largest tree {figures['largest_tree']:,}"
+        )
+
+        python = networkx_python()
+        script = work / "nx_depths.py"
+        script.write_text(NETWORKX_SCRIPT, encoding="utf-8")
+        nx_s, nx_rss, nx_out = peak_rss_mib([python, str(script), str(csv_path)], env)
+        nx_depth, nx_largest, nx_count = (int(v) for v in nx_out.split())
+        print(
+            f"networkx depths+trees: {nx_s:5.2f} s   peak RSS {nx_rss:.0f} MiB"
+            f"  (max depth {nx_depth}, largest tree {nx_largest:,}, nodes {nx_count:,})"
+        )
+        agree = (nx_depth, nx_largest, nx_count) == (
+            figures["max_depth"],
+            figures["largest_tree"],
+            figures["participants"],
+        )
+        print(f"figures agree with networkx: {'yes' if agree else 'NO'}")
+        print(f"stats speed-up over networkx: {nx_s / stats_s:.1f}x   (target >= 10x)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
