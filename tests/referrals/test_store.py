@@ -42,9 +42,7 @@ async def test_foreign_keys_are_enforced(tmp_db: Database) -> None:
 async def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "relais.db"
     db = await Database.open(path)
-    await db.write(
-        lambda conn: conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
-    )
+    await db.write(lambda conn: conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')"))
     schema = await db.fetchall("SELECT type, name, sql FROM sqlite_master ORDER BY name")
     await db.close()
     for _ in range(2):
