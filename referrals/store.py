@@ -6,6 +6,7 @@ round-trip: the caller hands a plain function that receives the ``sqlite3.Connec
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -116,21 +117,23 @@ class Database:
             raise
         return db
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(sqlite3_connection, *args)`` in the database thread, in one round-trip."""
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(connection, *args, **kwargs)`` in the database thread, in one round-trip."""
         # aiosqlite's public API runs one statement per await; _execute is the documented
         # worker entry point that lets a whole function run in the connection's thread.
-        return await self._conn._execute(fn, self._conn._conn, *args)
+        # It forwards positional arguments only, hence the partial for keyword ones.
+        target = functools.partial(fn, **kwargs) if kwargs else fn
+        return await self._conn._execute(target, self._conn._conn, *args)
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read-only function in the database thread."""
-        return await self.call(fn, *args)
+        return await self.call(fn, *args, **kwargs)
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` as one ``BEGIN IMMEDIATE`` transaction in the database thread."""
 
         def transaction(conn: sqlite3.Connection) -> T:
-            return run_write(conn, lambda c: fn(c, *args))
+            return run_write(conn, lambda c: fn(c, *args, **kwargs))
 
         return await self.call(transaction)
 

@@ -121,3 +121,16 @@ async def test_opening_a_non_sqlite_file_fails_cleanly(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.DatabaseError):
         await Database.open(path)
     assert path.read_text().startswith("these are not")
+
+
+async def test_call_read_and_write_forward_keyword_arguments(tmp_db: Database) -> None:
+    def put(conn: sqlite3.Connection, key: str, *, value: str) -> str:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        return value
+
+    def get(conn: sqlite3.Connection, *, key: str) -> str:
+        return conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
+    assert await tmp_db.write(put, "k", value="v") == "v"
+    assert await tmp_db.read(get, key="k") == "v"
+    assert await tmp_db.call(get, key="k") == "v"
