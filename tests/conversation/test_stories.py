@@ -212,3 +212,18 @@ async def test_english_locale_gets_english(tmp_path: Path) -> None:
         assert "for the programme's staff" in refused[0].text
     finally:
         await story.close()
+
+
+async def test_staff_see_unanswered_questions_and_feedback(story: Story) -> None:
+    await story.say("discord:alice quelle est la capitale du pérou")
+    await story.say("discord:alice c koi le cej")
+    await story.say("discord:alice 2")
+    report = await story.say("staff:marie /questions")
+    assert "2 posées, 1 sans réponse sûre" in report
+    assert "« quelle est la capitale du pérou » → sans réponse" in report
+    assert "cej : 0 👍 · 1 👎" in report
+    assert "c koi le cej" not in report, "a confident answer keeps no text"
+    refused = await story.say("discord:alice /questions")
+    assert "réservée à l'équipe" in refused
+    bad = await story.say("staff:marie /questions beaucoup")
+    assert "pas un nombre de jours" in bad
