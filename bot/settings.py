@@ -10,6 +10,7 @@ from pathlib import Path
 
 from referrals.errors import ConfigError
 
+DEFAULT_DISCORD_API_URL = "https://discord.com/api/v10"
 DEFAULT_COUNTRIES = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "WF", "PF", "NC")
 
 
@@ -103,6 +104,9 @@ class Settings:
     sms_daily_budget: int = 200
     sms_reinvite_days: int = 180
     programme_name: str = "Relais"
+    discord_client_id: str | None = None
+    discord_client_secret: str | None = None
+    discord_api_url: str = DEFAULT_DISCORD_API_URL
 
     @property
     def twilio_configured(self) -> bool:
@@ -111,6 +115,17 @@ class Settings:
             self.twilio_account_sid
             and self.twilio_auth_token
             and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        )
+
+    @property
+    def discord_oauth_configured(self) -> bool:
+        """True when the landing page can add people to the server through Discord OAuth2."""
+        return bool(
+            self.discord_client_id
+            and self.discord_client_secret
+            and self.discord_token
+            and self.discord_guild_id
+            and self.public_base_url
         )
 
     @property
@@ -147,6 +162,9 @@ _ATTRIBUTE = {
     "SMS_DAILY_BUDGET": "sms_daily_budget",
     "SMS_REINVITE_DAYS": "sms_reinvite_days",
     "RELAIS_PROGRAMME_NAME": "programme_name",
+    "DISCORD_CLIENT_ID": "discord_client_id",
+    "DISCORD_CLIENT_SECRET": "discord_client_secret",
+    "DISCORD_API_URL": "discord_api_url",
 }
 VARIABLES = tuple(_ATTRIBUTE)
 
@@ -183,6 +201,8 @@ def load_settings(
         "TWILIO_MESSAGING_SERVICE_SID",
         "SMS_STOP_TEXT",
         "RELAIS_PROGRAMME_NAME",
+        "DISCORD_CLIENT_ID",
+        "DISCORD_CLIENT_SECRET",
     ):
         if (value := get(name)) is not None:
             kwargs[_ATTRIBUTE[name]] = value
@@ -202,7 +222,7 @@ def load_settings(
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError("config.bad_value", name="RELAIS_TZ", value=value) from None
         kwargs["tz"] = value
-    for name in ("PUBLIC_BASE_URL", "TWILIO_API_URL"):
+    for name in ("PUBLIC_BASE_URL", "TWILIO_API_URL", "DISCORD_API_URL"):
         if (value := get(name)) is not None:
             if not re.match(r"^https?://[^\s/]+", value):
                 raise ConfigError("config.bad_value", name=name, value=value)
