@@ -248,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         return command
 
-    add("run", _lazy("bot.runner", "cmd_run"), "the Discord bot and the web server")
+    run = add("run", _lazy("bot.runner", "cmd_run"), "the Discord bot and the web server")
+    # The web server of `relais run`; a container listens on 0.0.0.0 (deploy/Dockerfile).
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080)
     serve = add("serve", _lazy("bot.runner", "cmd_serve"), "only the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -311,8 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(Texts().render(exc.key, "fr", **exc.params), file=sys.stderr)
-        return USER_ERROR
+        if args.command != "doctor":
+            print(Texts().render(exc.key, "fr", **exc.params), file=sys.stderr)
+            return USER_ERROR
+        # The doctor reads the raw variables itself and names every bad one, not only the first.
+        settings = Settings()
     ctx = Context(settings, args)
     try:
         return asyncio.run(args.handler(ctx))
