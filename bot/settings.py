@@ -104,6 +104,10 @@ class Settings:
     sms_daily_budget: int = 200
     sms_reinvite_days: int = 180
     programme_name: str = "Relais"
+    retention_inactive_days: int = 1095
+    retention_questions_days: int = 90
+    backup_dir: Path | None = None
+    backup_keep: int = 7
     discord_client_id: str | None = None
     discord_client_secret: str | None = None
     discord_api_url: str = DEFAULT_DISCORD_API_URL
@@ -237,4 +241,9 @@ def load_settings(
     for name in ("SMS_INVITES_PER_MEMBER_PER_DAY", "SMS_DAILY_BUDGET", "SMS_REINVITE_DAYS"):
         if (value := get(name)) is not None:
             kwargs[_ATTRIBUTE[name]] = _int(name, value)
+    for name in ("RETENTION_INACTIVE_DAYS", "RETENTION_QUESTIONS_DAYS", "BACKUP_KEEP"):
+        if (value := get(name)) is not None:
+            kwargs[_ATTRIBUTE[name]] = _int(name, value, 1)
+    if (value := get("BACKUP_DIR")) is not None:
+        kwargs["backup_dir"] = Path(value)
     return Settings(**kwargs)  # type: ignore[arg-type]
