@@ -1,0 +1,253 @@
+"""PNG charts for staff: new participants per week by source, participants per wave, a subtree.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global figure
+state), so charts can be rendered in worker threads: call the ``*_async`` helpers from the event
+loop. Sized for a phone screen: about 1000 × 700 px with large type. Every word on a chart comes
+from ``messages/<lang>/analytics.yaml`` through the ``labels`` mapping (see ``chart_labels``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything imports pyplot; we never do, but a dependency might
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+WIDTH_IN, HEIGHT_IN, DPI = 10.0, 7.0, 100  # 1000 × 700 px
+TITLE_SIZE, LABEL_SIZE, TICK_SIZE = 24, 18, 15
+SOURCE_ORDER = ("peer", "sms", "campaign", "organic")
+# Colour-blind-safe (Okabe-Ito), peers in the strongest colour: they are the point.
+SOURCE_COLOURS = {
+    "peer": "#0072B2",
+    "sms": "#E69F00",
+    "campaign": "#009E73",
+    "organic": "#999999",
+}
+WAVE_COLOUR = "#0072B2"
+TREE_MAX_NODES = 120  # beyond this a drawing is a blur on a phone
+LABEL_KEYS = (
+    "chart_weekly_title",
+    "chart_weekly_x",
+    "chart_weekly_y",
+    "chart_waves_title",
+    "chart_waves_x",
+    "chart_waves_y",
+    "chart_tree_title",
+    "chart_empty",
+    "source_peer",
+    "source_sms",
+    "source_campaign",
+    "source_organic",
+)
+
+
+def chart_labels(render: Callable[..., str]) -> dict[str, str]:
+    """Every chart label, rendered with ``render(key)`` (``analytics.<name>`` message keys)."""
+    return {name: render(f"analytics.{name}") for name in LABEL_KEYS}
+
+
+def _figure() -> Figure:
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    return buffer.getvalue()
+
+
+def _style(ax: Any) -> None:
+    ax.tick_params(labelsize=TICK_SIZE)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def _empty(fig: Figure, title: str, text: str) -> bytes:
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=TITLE_SIZE, pad=16)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=LABEL_SIZE, wrap=True)
+    return _png(fig)
+
+
+def weekly_chart(weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> bytes:
+    """New participants per week, stacked by source (rows of ``analytics.weekly``)."""
+    fig = _figure()
+    title = labels["chart_weekly_title"]
+    if not weeks:
+        return _empty(fig, title, labels["chart_empty"])
+    ax = fig.add_subplot()
+    positions = list(range(len(weeks)))
+    bottom = [0] * len(weeks)
+    for source in SOURCE_ORDER:
+        values = [int(week.get(source, 0)) for week in weeks]
+        ax.bar(
+            positions,
+            values,
+            bottom=bottom,
+            color=SOURCE_COLOURS[source],
+            label=labels[f"source_{source}"],
+            width=0.8,
+        )
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    # At most ~8 week labels, so they stay legible on a phone.
+    step = max(1, -(-len(weeks) // 8))
+    shown = positions[::step]
+    ax.set_xticks(shown, [_day_month(weeks[i]["week"]) for i in shown])
+    ax.set_title(title, fontsize=TITLE_SIZE, pad=16)
+    ax.set_xlabel(labels["chart_weekly_x"], fontsize=LABEL_SIZE)
+    ax.set_ylabel(labels["chart_weekly_y"], fontsize=LABEL_SIZE)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    _style(ax)
+    ax.legend(fontsize=TICK_SIZE, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _day_month(iso_day: str) -> str:
+    # Numeric day/month reads the same in French and English and needs no translated month.
+    return f"{iso_day[8:10]}/{iso_day[5:7]}"
+
+
+def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
+    """Participants per wave (0 = seeds), with the count above each bar."""
+    fig = _figure()
+    title = labels["chart_waves_title"]
+    if not waves or not any(waves):
+        return _empty(fig, title, labels["chart_empty"])
+    ax = fig.add_subplot()
+    positions = list(range(len(waves)))
+    bars = ax.bar(positions, list(waves), color=WAVE_COLOUR, width=0.7)
+    if len(waves) <= 15:
+        ax.bar_label(bars, fontsize=TICK_SIZE, padding=3)
+    step = max(1, -(-len(waves) // 16))
+    ax.set_xticks(positions[::step])
+    ax.set_title(title, fontsize=TITLE_SIZE, pad=16)
+    ax.set_xlabel(labels["chart_waves_x"], fontsize=LABEL_SIZE)
+    ax.set_ylabel(labels["chart_waves_y"], fontsize=LABEL_SIZE)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.margins(y=0.12)
+    _style(ax)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def tree_layout(nodes: Sequence[Mapping[str, Any]]) -> dict[int, tuple[float, int]]:
+    """Layered tree layout: depth is the row, leaves get consecutive columns, and a parent
+    sits above the middle of its children. ``nodes`` are ``analytics.subtree`` rows (root
+    first, every parent before its children); returns ``{id: (x, depth)}``.
+    """
+    if not nodes:
+        return {}
+    children: dict[int, list[int]] = {}
+    depth = {node["id"]: int(node["depth"]) for node in nodes}
+    root = nodes[0]["id"]
+    for node in nodes[1:]:
+        if node["parent"] in depth:
+            children.setdefault(node["parent"], []).append(node["id"])
+    x: dict[int, float] = {}
+    next_leaf = 0.0
+    # Iterative post-order (a 5,000-long chain would overflow recursion).
+    stack: list[tuple[int, bool]] = [(root, False)]
+    while stack:
+        current, expanded = stack.pop()
+        kids = children.get(current, [])
+        if not kids:
+            x[current] = next_leaf
+            next_leaf += 1
+        elif expanded:
+            x[current] = (x[kids[0]] + x[kids[-1]]) / 2
+        else:
+            stack.append((current, True))
+            stack.extend((kid, False) for kid in reversed(kids))
+    return {node: (x[node], depth[node]) for node in x}
+
+
+def tree_chart(
+    nodes: Sequence[Mapping[str, Any]],
+    labels: Mapping[str, str],
+    *,
+    title: str | None = None,
+    note: str | None = None,
+) -> bytes:
+    """A drawing of a subtree: the person on top, each wave one row below, names on nodes.
+
+    ``note`` is printed under the drawing (e.g. how many people were left out of it).
+    """
+    fig = _figure()
+    heading = title or labels["chart_tree_title"]
+    shown = list(nodes[:TREE_MAX_NODES])
+    if not shown:
+        return _empty(fig, heading, labels["chart_empty"])
+    layout = tree_layout(shown)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_title(heading, fontsize=TITLE_SIZE, pad=16)
+    for node in shown[1:]:
+        parent = node["parent"]
+        if parent in layout and node["id"] in layout:
+            (x0, y0), (x1, y1) = layout[parent], layout[node["id"]]
+            ax.plot([x0, x1], [-y0, -y1], color="#7a7a7a", linewidth=1.5, zorder=1)
+    width = max(x for x, _ in layout.values()) + 1
+    depth = max(d for _, d in layout.values()) + 1
+    crowded = width > 14 or len(shown) > 40
+    size = 11 if crowded else 15
+    for node in shown:
+        if node["id"] not in layout:
+            continue
+        x, d = layout[node["id"]]
+        colour = "#D55E00" if d == 0 else SOURCE_COLOURS["peer"]
+        ax.scatter([x], [-d], s=160 if crowded else 320, color=colour, zorder=2)
+        name = str(node["name"])
+        name = name if len(name) <= 14 else name[:13] + "…"
+        ax.annotate(
+            name,
+            (x, -d),
+            xytext=(0, -14 if crowded else -20),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=size,
+            rotation=35 if crowded else 0,
+            zorder=3,
+        )
+    ax.set_xlim(-0.8, width - 0.2)
+    ax.set_ylim(-depth + 0.3, 0.5)
+    if note:
+        fig.text(0.5, 0.02, note, ha="center", fontsize=LABEL_SIZE)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _png(fig)
+
+
+async def weekly_chart_async(
+    weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]
+) -> bytes:
+    """``weekly_chart`` in a worker thread."""
+    return await asyncio.to_thread(weekly_chart, weeks, labels)
+
+
+async def waves_chart_async(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
+    """``waves_chart`` in a worker thread."""
+    return await asyncio.to_thread(waves_chart, waves, labels)
+
+
+async def tree_chart_async(
+    nodes: Sequence[Mapping[str, Any]],
+    labels: Mapping[str, str],
+    *,
+    title: str | None = None,
+    note: str | None = None,
+) -> bytes:
+    """``tree_chart`` in a worker thread."""
+    return await asyncio.to_thread(tree_chart, nodes, labels, title=title, note=note)

@@ -1,0 +1,222 @@
+"""Staff analytics beyond SPEC §6: sources by week, campaign chains, channel comparison.
+
+Pure SQL over ``participants``: every figure is a GROUP BY, and subtree sizes come from one
+recursive CTE run inside SQLite, never from walking the graph in Python.
+
+Sources (each participant has exactly one):
+
+- ``sms``: channel ``sms`` (a relative invited by SMS);
+- ``peer``: a referrer is recorded (and the channel is not ``sms``);
+- ``campaign``: a campaign is recorded, or the channel is ``campaign:NAME`` (imported files);
+- ``organic``: everyone else.
+
+``since``/``until`` restrict the counted participants to those who joined in that period, as in
+``referrals.stats``; subtree sizes and "brought someone" are measured in the whole graph, as the
+waves are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+from typing import Any
+
+from referrals.stats import _rate, _where
+
+SOURCES = ("peer", "sms", "campaign", "organic")
+
+# The source of participant ``p``; keep in step with the module docstring.
+SOURCE_SQL = (
+    "CASE WHEN p.channel = 'sms' THEN 'sms'"
+    " WHEN p.referrer_id IS NOT NULL THEN 'peer'"
+    " WHEN p.campaign_id IS NOT NULL OR p.channel LIKE 'campaign:%' THEN 'campaign'"
+    " ELSE 'organic' END"
+)
+# The campaign code of a campaign participant ``p`` (``c`` is its LEFT JOINed campaign).
+CAMPAIGN_SQL = "COALESCE(c.code, UPPER(SUBSTR(p.channel, 10)))"
+
+
+def compute(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
+    """Every analytics figure: sources, weekly new participants, campaigns, channel comparison."""
+    return {
+        "sources": sources(conn, since, until),
+        "weekly": weekly(conn, since, until),
+        "campaigns": campaigns(conn, since, until),
+        "channel_comparison": channel_comparison(conn, since, until),
+    }
+
+
+def sources(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> dict[str, int]:
+    """Number of participants per source (peer, sms, campaign, organic), all four present."""
+    where, params = _where(since, until, "p")
+    counted = dict.fromkeys(SOURCES, 0)
+    for source, count in conn.execute(
+        f"SELECT {SOURCE_SQL} AS source, COUNT(*) FROM participants p{where} GROUP BY source",
+        params,
+    ):
+        counted[source] = count
+    return counted
+
+
+def week_of(day: date) -> date:
+    """The Monday that starts the week of ``day``."""
+    return day - timedelta(days=day.weekday())
+
+
+def weekly(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    """New participants per week (Monday, UTC), split by source; empty weeks included."""
+    where, params = _where(since, until, "p")
+    counts: dict[date, dict[str, int]] = {}
+    for week, source, count in conn.execute(
+        # date(x, '-6 days', 'weekday 1'): the Monday on or before x.
+        "SELECT date(p.joined_at, '-6 days', 'weekday 1') AS week,"
+        f" {SOURCE_SQL} AS source, COUNT(*) FROM participants p{where}"
+        " GROUP BY week, source ORDER BY week",
+        params,
+    ):
+        if week is None:
+            continue  # an unparsable date cannot be placed in a week
+        counts.setdefault(date.fromisoformat(week), dict.fromkeys(SOURCES, 0))[source] = count
+    if not counts:
+        return []
+    rows = []
+    week, last = min(counts), max(counts)
+    while week <= last:
+        row = counts.get(week, dict.fromkeys(SOURCES, 0))
+        rows.append({"week": week.isoformat(), **row, "total": sum(row.values())})
+        week += timedelta(days=7)
+    return rows
+
+
+def campaigns(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    """Per campaign, the chains it started: who came directly, and everyone they brought in.
+
+    A campaign participant is a seed, so its chain is the participants with its ``root_id``.
+    Every campaign created by staff is listed, with zeros when nobody came yet.
+    """
+    where, params = _where(since, until, "m")
+    rows: dict[str, dict[str, Any]] = {}
+    for code, channel in conn.execute("SELECT code, channel FROM campaigns ORDER BY code"):
+        rows[code] = _campaign_row(code, channel)
+    for code, direct, total, enrolled, direct_enrolled, deepest in conn.execute(
+        "WITH seeds(id, code) AS ("
+        f"  SELECT p.id, {CAMPAIGN_SQL} FROM participants p"
+        "   LEFT JOIN campaigns c ON c.id = p.campaign_id"
+        "   WHERE p.referrer_id IS NULL"
+        "   AND (p.campaign_id IS NOT NULL OR p.channel LIKE 'campaign:%'))"
+        " SELECT s.code, SUM(m.id = s.id), COUNT(*), COUNT(m.enrolled_at),"
+        "  SUM(m.id = s.id AND m.enrolled_at IS NOT NULL), MAX(m.wave)"
+        f" FROM seeds s JOIN participants m ON m.root_id = s.id{where}"
+        " GROUP BY s.code",
+        params,
+    ):
+        row = rows.setdefault(code, _campaign_row(code, None))
+        row.update(
+            direct=direct,
+            brought_in=total - direct,
+            total=total,
+            enrolled=enrolled,
+            enrollment_rate=_rate(enrolled, total),
+            enrollment_rate_direct=_rate(direct_enrolled, direct),
+            amplification=round(total / direct, 4) if direct else None,
+            max_depth=deepest,
+        )
+    return sorted(rows.values(), key=lambda row: (-row["total"], row["code"]))
+
+
+def _campaign_row(code: str, channel: str | None) -> dict[str, Any]:
+    return {
+        "code": code,
+        "channel": channel,
+        "direct": 0,
+        "brought_in": 0,
+        "total": 0,
+        "enrolled": 0,
+        "enrollment_rate": None,
+        "enrollment_rate_direct": None,
+        "amplification": None,
+        "max_depth": 0,
+    }
+
+
+def channel_comparison(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    """For each source and each campaign: participants, share who then brought someone,
+    mean subtree size (the person included), enrolment rate.
+
+    Rows are ``{"group": "source"|"campaign", "name": ..., ...}``; sources first, in the order
+    of ``SOURCES``, then campaigns by number of participants.
+    """
+    where, params = _where(since, until, "p")
+    # One recursive walk inside SQLite: (top, descendant-or-self) pairs for every counted
+    # participant, then one GROUP BY. Its size is the participants plus the sum of their depths.
+    sql = (
+        "WITH RECURSIVE down(top, id) AS ("
+        f"  SELECT p.id, p.id FROM participants p{where}"
+        "   UNION ALL"
+        "   SELECT down.top, k.id FROM participants k JOIN down ON k.referrer_id = down.id),"
+        " sizes(id, size) AS (SELECT top, COUNT(*) FROM down GROUP BY top)"
+        f" SELECT {SOURCE_SQL} AS source,"
+        f"  CASE WHEN {SOURCE_SQL} = 'campaign' THEN {CAMPAIGN_SQL} END AS campaign,"
+        "  COUNT(*), SUM(s.size > 1), SUM(s.size), COUNT(p.enrolled_at)"
+        " FROM sizes s JOIN participants p ON p.id = s.id"
+        " LEFT JOIN campaigns c ON c.id = p.campaign_id"
+        " GROUP BY source, campaign"
+    )
+    totals = {source: [0, 0, 0, 0] for source in SOURCES}
+    per_campaign: dict[str, list[int]] = {}
+    for source, campaign, count, brought, size_sum, enrolled in conn.execute(sql, params):
+        figures = (count, brought, size_sum, enrolled)
+        totals[source] = [a + b for a, b in zip(totals[source], figures, strict=True)]
+        if campaign is not None:
+            per_campaign[campaign] = list(figures)
+    rows = [_comparison_row("source", name, *totals[name]) for name in SOURCES]
+    ordered = sorted(per_campaign.items(), key=lambda item: (-item[1][0], item[0]))
+    rows += [_comparison_row("campaign", name, *figures) for name, figures in ordered]
+    return rows
+
+
+def _comparison_row(
+    group: str, name: str, count: int, brought: int, size_sum: int, enrolled: int
+) -> dict[str, Any]:
+    return {
+        "group": group,
+        "name": name,
+        "participants": count,
+        "brought_someone": brought,
+        "share_brought_someone": _rate(brought, count),
+        "mean_subtree_size": round(size_sum / count, 4) if count else None,
+        "enrolled": enrolled,
+        "enrollment_rate": _rate(enrolled, count),
+    }
+
+
+def subtree(
+    conn: sqlite3.Connection, participant_id: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The participant's subtree, breadth first, for a drawing: id, parent, depth, name.
+
+    At most ``limit`` people (nearest waves first), so a huge tree stays drawable.
+    """
+    rows = conn.execute(
+        # ORDER BY depth makes the recursion breadth first; its LIMIT stops the walk early.
+        "WITH RECURSIVE sub(id, parent, depth) AS ("
+        "  SELECT ?, NULL, 0"
+        "  UNION ALL SELECT p.id, p.referrer_id, sub.depth + 1"
+        "  FROM participants p JOIN sub ON p.referrer_id = sub.id"
+        "  ORDER BY 3 LIMIT ?)"
+        " SELECT sub.id, sub.parent, sub.depth,"
+        "  CASE WHEN p.erased_at IS NULL THEN COALESCE(p.display_name, p.ref) ELSE p.ref END"
+        " FROM sub JOIN participants p ON p.id = sub.id ORDER BY sub.depth, p.joined_at, p.id",
+        (participant_id, limit),
+    ).fetchall()
+    return [{"id": r[0], "parent": r[1], "depth": r[2], "name": r[3]} for r in rows]
