@@ -458,6 +458,20 @@ class ReferralService:
         """Ancestors up to the seed, direct recruits and subtree size."""
         return await self.db.read(chain_of, participant_id)
 
+    async def set_banned(self, discord_id: str, banned: bool) -> bool:
+        """Ban (or unban) a member from the bot; False when nobody has that Discord id."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "UPDATE participants SET banned = ? WHERE discord_id = ? RETURNING id",
+                (int(banned), discord_id),
+            ).fetchone()
+            if row is not None:
+                log_event(conn, "banned" if banned else "unbanned", row[0])
+            return row is not None
+
+        return await self.db.write(run)
+
     async def event(self, kind: str, participant_id: int | None = None, **data: Any) -> None:
         """Append one event to the log."""
         await self.db.write(lambda conn: log_event(conn, kind, participant_id, **data))
