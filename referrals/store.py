@@ -6,6 +6,7 @@ round-trip: the caller hands a plain function that receives the ``sqlite3.Connec
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable
@@ -94,12 +95,45 @@ def run_write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -
     return result
 
 
+def run_batch(
+    conn: sqlite3.Connection, functions: list[Callable[[sqlite3.Connection], Any]]
+) -> list[tuple[bool, Any]]:
+    """Run several write functions in one transaction, each in its own savepoint."""
+    if len(functions) == 1:
+        try:
+            return [(True, run_write(conn, functions[0]))]
+        except Exception as exc:
+            return [(False, exc)]
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn in functions:
+            conn.execute("SAVEPOINT write")
+            try:
+                result = fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO write")
+                conn.execute("RELEASE write")
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE write")
+                outcomes.append((True, result))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
 class Database:
     """The application's database: an aiosqlite connection in autocommit mode."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
@@ -130,12 +164,34 @@ class Database:
         return await self.call(fn, *args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` as one ``BEGIN IMMEDIATE`` transaction in the database thread."""
+        """Run ``fn`` atomically in the database thread; return once it is committed.
 
-        def transaction(conn: sqlite3.Connection) -> T:
-            return run_write(conn, lambda c: fn(c, *args, **kwargs))
+        Writes that arrive while a commit is under way are grouped into the next transaction
+        (group commit), each inside its own savepoint: a write that raises is rolled back alone
+        and its exception re-raised here, the others commit. Alone, a write is one
+        ``BEGIN IMMEDIATE`` transaction in one round-trip, as before.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        bound = functools.partial(fn, **kwargs) if kwargs else fn
+        self._pending.append((lambda conn: bound(conn, *args), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
 
-        return await self.call(transaction)
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await self.call(run_batch, [fn for fn, _future in batch])
+            except BaseException as exc:  # the commit itself failed: every write in it did
+                outcomes = [(False, exc)] * len(batch)
+            for (_fn, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Run one query and return its rows."""
@@ -162,7 +218,9 @@ class Database:
         tmp.replace(target)
 
     async def close(self) -> None:
-        """Checkpoint the WAL and close."""
+        """Finish queued writes, checkpoint the WAL and close."""
+        if self._flusher is not None:
+            await self._flusher
         try:
             await self.call(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
