@@ -142,33 +142,37 @@ def insert_participant(
         wave, root_id = referrer.wave + 1, referrer.root_id
         delay = delay_seconds(joined_at, referrer.joined_at)
     source_set_at = joined_at if (referrer_id or campaign_id) else None
-    cursor = conn.execute(
-        "INSERT INTO participants (ref, kind, display_name, discord_id, phone, phone_hash, lang,"
-        " referrer_id, campaign_id, channel, source_set_at, root_id, wave, joined_at, enrolled_at,"
-        " referral_delay_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
-        (
-            ref or new_ref(),
-            kind,
-            display_name,
-            discord_id,
-            phone,
-            phone_hash,
-            lang,
-            referrer_id,
-            campaign_id,
-            channel,
-            source_set_at,
-            wave,
-            joined_at,
-            enrolled_at,
-            delay,
-        ),
+    # The single writer holds the lock (BEGIN IMMEDIATE), so the next id is ours: a seed's root
+    # (itself) is known before the insert, and the row is written once.
+    pid = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM participants").fetchone()[0]
+    values = {
+        "id": pid,
+        "ref": ref or new_ref(),
+        "kind": kind,
+        "display_name": display_name,
+        "discord_id": discord_id,
+        "phone": phone,
+        "phone_hash": phone_hash,
+        "lang": lang,
+        "referrer_id": referrer_id,
+        "campaign_id": campaign_id,
+        "channel": channel,
+        "source_set_at": source_set_at,
+        "root_id": root_id or pid,
+        "wave": wave,
+        "joined_at": joined_at,
+        "enrolled_at": enrolled_at,
+        "referral_delay_s": delay,
+    }
+    conn.execute(
+        f"INSERT INTO participants ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        tuple(values.values()),
     )
-    pid = cursor.lastrowid
-    assert pid is not None
-    conn.execute("UPDATE participants SET root_id = ? WHERE id = ?", (root_id or pid, pid))
     log_event(conn, "joined", pid, referrer_id, at=joined_at, channel=channel, campaign=campaign_id)
-    return get_participant(conn, pid)
+    return Participant(
+        **{name: values.get(name) for name in Participant.__dataclass_fields__}
+        | {"erased_at": None}
+    )
 
 
 def set_source(
