@@ -432,7 +432,7 @@ class ReferralService:
 
         return await self.db.write(run)
 
-    async def link_for(self, participant_id: int, kind: str, make_code: Any = None) -> str | None:
+    async def link_for(self, participant_id: int, kind: str) -> str | None:
         """The participant's existing link code of this kind, if any."""
         row = await self.db.fetchone(
             "SELECT code FROM links WHERE participant_id = ? AND kind = ?", (participant_id, kind)
