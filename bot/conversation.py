@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bot.commands.registry import COMMANDS
+from bot.limits import Guard
 from bot.logging import get_logger
 from bot.ports import Button, InviteMaker, Person, Reply, StaffNotifier, Target
 from bot.settings import Settings
@@ -113,6 +114,7 @@ class Conversation:
         self.invites = invites
         self._offered: dict[str, list[Button]] = {}
         self._offered_staff: list[Button] = []
+        self.guard = Guard(self)
 
     # ------------------------------------------------------------ helpers
 
@@ -167,6 +169,8 @@ class Conversation:
             ]
         if spec.staff and not person.staff:
             return [self.reply(person, "staff.refused", lang)]
+        if (refused := await self.guard.screen(person, f"command:{spec.name}")) is not None:
+            return refused
         cleaned = {k: clean_text(v)[:INPUT_LIMIT] for k, v in args.items() if v is not None}
         for option in spec.options:
             if option.required and not cleaned.get(option.name):
@@ -175,6 +179,7 @@ class Conversation:
             replies = await spec.handler(self, person, cleaned)
         except RelaisError as exc:
             replies = [self.reply(person, exc.key, lang, **exc.params)]
+        await self.guard.watch()
         return self._remember_buttons(person, replies)
 
     async def text(self, person: Person, text: str) -> list[Reply]:
@@ -182,6 +187,8 @@ class Conversation:
         text = clean_text(text)
         lang = self.lang(person)
         if person.channel == "sms":
+            if (refused := await self.guard.screen(person, "sms", text)) is not None:
+                return refused
             return await self.sms.inbound(person, text[:SMS_LIMIT])
         if not text:
             return [self.reply(person, "bot.empty", lang)]
@@ -199,6 +206,8 @@ class Conversation:
             chosen = self._pick(offered, text)
             if chosen is not None:
                 return await self.choice(person, chosen)
+        if (refused := await self.guard.screen(person, "text:question")) is not None:
+            return refused
         return self._remember_buttons(person, await self.ask(person, text))
 
     @staticmethod
@@ -214,10 +223,12 @@ class Conversation:
 
     async def choice(self, person: Person, button_id: str) -> list[Reply]:
         """A button pressed (Discord) or a numbered choice (console)."""
+        action, _, arg = button_id.partition(":")
+        if (refused := await self.guard.screen(person, f"choice:{action}")) is not None:
+            return refused
         if self._offered.pop(person.key, None) is None and person.staff:
             self._offered_staff = []
         lang = self.lang(person)
-        action, _, arg = button_id.partition(":")
         try:
             if action == "confirm":
                 replies = await self._confirm(person, arg, lang)
@@ -229,6 +240,7 @@ class Conversation:
                 replies = [self.reply(person, "bot.expired", lang)]
         except RelaisError as exc:
             replies = [self.reply(person, exc.key, lang, **exc.params)]
+        await self.guard.watch()
         return self._remember_buttons(person, replies)
 
     async def joined(self, person: Person, link: str | None) -> list[Reply]:
@@ -273,6 +285,7 @@ class Conversation:
                     ephemeral=False,
                 )
             )
+        await self.guard.watch()
         return replies
 
     def _resolve_link(self, link: str | None) -> tuple[str | None, int | None, int | None]:
@@ -543,11 +556,11 @@ class Conversation:
         return replies
 
     async def _forget(self, person: Person, lang: str) -> list[Reply]:
-        from referrals.erasure import erase_participant
+        from referrals.erasure import forget
 
         participant = await self.referrals.by_discord_id(person.id)
         if participant is not None:
-            await self.db.write(erase_participant, participant.id)
+            await forget(self.db, participant.id)  # erasure, then a WAL checkpoint
         await self.db.write(
             lambda conn: conn.execute(
                 "DELETE FROM pending_actions WHERE person_key = ?", (person.key,)
