@@ -209,6 +209,8 @@ def tree_chart(
         x, d = layout[node["id"]]
         colour = "#D55E00" if d == 0 else SOURCE_COLOURS["peer"]
         ax.scatter([x], [-d], s=160 if crowded else 320, color=colour, zorder=2)
+        if crowded and d > 1:
+            continue  # a crowded drawing names only the person and their direct recruits
         name = str(node["name"])
         name = name if len(name) <= 14 else name[:13] + "…"
         ax.annotate(
@@ -219,7 +221,6 @@ def tree_chart(
             ha="center",
             va="top",
             fontsize=size,
-            rotation=35 if crowded else 0,
             zorder=3,
         )
     ax.set_xlim(-0.8, width - 0.2)

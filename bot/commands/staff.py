@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import sqlite3
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from bot import charts, poster
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import csvio, stats
+from referrals import analytics, csvio, eventlog, stats
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation
+
+
+# A drawing helps from four people on (the person and three recruits, or a chain of four).
+TREE_DRAWING_FROM = 4
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -34,6 +41,7 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     since, until = _parse_day(args.get("depuis")), _parse_day(args.get("jusqua"))
     low, high = day_bounds(since, until, conv.settings.tz)
     figures = await conv.db.read(stats.compute, low, high)
+    extra = await conv.db.read(analytics.compute, low, high)
     refs = [t["participant"] for t in figures["top_referrers"]]
     names = await conv.db.read(_display_names, refs)
     period = ""
@@ -46,7 +54,34 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
         period = conv.t(
             key, lang, since=since and since.isoformat(), until=until and until.isoformat()
         )
-    return [conv.reply(person, "stats.report", lang, s=figures, names=names, period=period)]
+    labels = charts.chart_labels(lambda key: conv.t(key, lang))
+    weekly_png, waves_png = await asyncio.gather(
+        charts.weekly_chart_async(extra["weekly"], labels),
+        charts.waves_chart_async(figures["waves"], labels),
+    )
+    parts = [conv.t("stats.report", lang, s=figures, names=names, period=period)]
+    if extra["campaigns"]:
+        parts.append(conv.t("analytics.campaigns", lang, campaigns=extra["campaigns"]))
+    parts.append(conv.t("analytics.chart_attached", lang))
+    stamp = now_iso()[:10]
+    source_names = {name: labels[f"source_{name}"] for name in analytics.SOURCES}
+    return [
+        Reply(
+            Target.of(person),
+            "\n\n".join(parts),
+            attachments=[
+                Attachment(f"relais-weekly-{stamp}.png", weekly_png, labels["chart_weekly_title"]),
+                Attachment(f"relais-waves-{stamp}.png", waves_png, labels["chart_waves_title"]),
+            ],
+        ),
+        conv.reply(
+            person,
+            "analytics.comparison",
+            lang,
+            rows=extra["channel_comparison"],
+            source_names=source_names,
+        ),
+    ]
 
 
 def _display_names(conn: sqlite3.Connection, refs: list[str]) -> dict[str, str]:
@@ -67,27 +102,68 @@ async def _chaine(conv: Conversation, person: Person, args: dict[str, str]) -> l
     if found is None:
         return [conv.reply(person, "staff.not_found", lang, who=args["membre"])]
     chain = await conv.referrals.chain(found.id)
-    return [
-        conv.reply(
-            person,
-            "chain.report",
-            lang,
-            me=chain.participant,
-            ancestors=chain.ancestors,
-            recruits=chain.recruits,
-            subtree_size=chain.subtree_size,
-            campaign=chain.campaign,
+    reply = conv.reply(
+        person,
+        "chain.report",
+        lang,
+        me=chain.participant,
+        ancestors=chain.ancestors,
+        recruits=chain.recruits,
+        subtree_size=chain.subtree_size,
+        campaign=chain.campaign,
+    )
+    if chain.subtree_size >= TREE_DRAWING_FROM:
+        nodes = await conv.db.read(analytics.subtree, found.id, charts.TREE_MAX_NODES)
+        hidden = chain.subtree_size - len(nodes)
+        png = await charts.tree_chart_async(
+            nodes,
+            charts.chart_labels(lambda key: conv.t(key, lang)),
+            title=conv.t("analytics.chart_tree_named", lang, name=chain.participant.name),
+            note=conv.t("analytics.chart_tree_more", lang, n=hidden) if hidden > 0 else None,
         )
-    ]
+        reply.text += "\n\n" + conv.t("analytics.tree_attached", lang, n=chain.subtree_size)
+        reply.attachments.append(Attachment(f"relais-chain-{chain.participant.ref}.png", png))
+    return [reply]
 
 
 @command("campagne", Option("nom"), Option("canal", required=False, rest=True), staff=True)
 async def _campagne(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     lang = conv.lang(person)
     campaign = await conv.referrals.create_campaign(args["nom"], args.get("canal"), person.name)
+    link = await _campaign_link(conv, campaign.id, campaign.code)
+    text = poster.PosterText(
+        programme=conv.settings.programme_name,
+        line=conv.t("analytics.poster_line" if link else "analytics.poster_line_no_qr", lang),
+        code_caption=conv.t("analytics.poster_code_caption", lang),
+        code_line=conv.t("analytics.poster_code_line", lang, code=campaign.code),
+    )
+    pdf = await poster.poster_pdf_async(text, campaign.code, link)
+    reply = conv.reply(
+        person,
+        "staff.campaign_created",
+        lang,
+        code=campaign.code,
+        link=link,
+        public=bool(conv.settings.public_base_url),
+    )
+    reply.text += "\n" + conv.t(
+        "analytics.poster_attached" if link else "analytics.poster_no_link", lang
+    )
+    reply.attachments.append(Attachment(f"relais-poster-{campaign.code}.pdf", pdf))
+    return [reply]
+
+
+async def _campaign_link(conv: Conversation, campaign_id: int, code: str) -> str | None:
+    """The landing page when the server is public, else a never-expiring Discord invite
+    recorded for the campaign (joins through it are attributed to the campaign)."""
     base = conv.settings.public_base_url
-    link = f"{base}/r/{campaign.code}" if base else None
-    return [conv.reply(person, "staff.campaign_created", lang, code=campaign.code, link=link)]
+    if base:
+        return f"{base}/r/{code}"
+    if conv.invites is None:
+        return None
+    invite = await conv.invites.create_invite(code)
+    await conv.referrals.add_link(invite, "discord_invite", campaign_id=campaign_id)
+    return f"https://discord.gg/{invite}"
 
 
 @command("inscrit", Option("membre", rest=True), staff=True)
@@ -104,20 +180,27 @@ async def _inscrit(conv: Conversation, person: Person, args: dict[str, str]) -> 
 
 @command("export", staff=True)
 async def _export(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
-    import io
-
     lang = conv.lang(person)
-    buffer = io.StringIO()
-    count = await conv.db.read(
-        lambda conn: csvio.export_rows(conn, buffer, delimiter=";", bom=True)
-    )
+    participants, events = io.StringIO(), io.StringIO()
+
+    # Excel in French reads semicolons, and UTF-8 only with a BOM.
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        return (
+            csvio.export_rows(conn, participants, delimiter=";", bom=True),
+            eventlog.export_events(conn, events, delimiter=";", bom=True),
+        )
+
+    count, event_count = await conv.db.read(run)
     stamp = now_iso()[:10]
+    text = conv.t("staff.exported", lang, count=count)
+    text += "\n" + conv.t("analytics.events_exported", lang, count=event_count)
     return [
         Reply(
             Target.of(person),
-            conv.t("staff.exported", lang, count=count),
+            text,
             attachments=[
-                Attachment(f"relais-export-{stamp}.csv", buffer.getvalue().encode("utf-8"))
+                Attachment(f"relais-export-{stamp}.csv", participants.getvalue().encode("utf-8")),
+                Attachment(f"relais-events-{stamp}.csv", events.getvalue().encode("utf-8")),
             ],
         )
     ]
