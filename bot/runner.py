@@ -86,6 +86,7 @@ async def serve_until(
 async def cmd_serve(ctx: Context) -> int:
     """``relais serve [--host H] [--port P]``: the web server only, no Discord."""
     from bot.app import build_app
+    from bot.maintenance import maintenance_loop
     from bot.sms.twilio_transport import TwilioTransport
     from bot.web import create_app
 
@@ -99,7 +100,10 @@ async def cmd_serve(ctx: Context) -> int:
         stop = asyncio.Event()
         install_stop_signals(stop)
         worker_sms = services.sms if settings.twilio_configured else None
+        # Retention, backups and burst alerts; it ends with ``stop`` (after the site).
+        maintenance = asyncio.create_task(maintenance_loop(services, stop))
         await serve_until(app, ctx.args.host, ctx.args.port, stop, worker_sms)
+        await maintenance
     finally:
         if isinstance(transport, TwilioTransport):
             await transport.close()
