@@ -577,6 +577,7 @@ def _zone(name: str) -> Any:
 
 
 # Registering the commands (import for side effects, after Conversation is defined).
+from bot.commands import attribution as _attribution  # noqa: E402, F401
 from bot.commands import learning as _learning  # noqa: E402, F401
 from bot.commands import staff as _staff  # noqa: E402, F401
 from bot.commands import youth as _youth  # noqa: E402, F401
