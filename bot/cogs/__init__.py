@@ -1,0 +1,1 @@
+"""Thin Discord adapters, one extension per area, over the conversation engine."""

@@ -1,0 +1,270 @@
+"""What every cog shares: the interaction -> Person mapping, the staff check, the command
+decorator that takes names and descriptions from ``messages/``, reply delivery, and the
+persistent buttons.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.conversation import DISCORD_LIMIT, split_message
+from bot.discord_tree import handle_error
+from bot.logging import get_logger
+from bot.ports import Button, Person, Reply, Target
+from bot.translator import command_key, loc, option_key
+
+if TYPE_CHECKING:
+    from bot.conversation import Conversation
+    from bot.discord_app import RelaisBot
+
+log = get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+STYLES = {
+    "primary": discord.ButtonStyle.primary,
+    "secondary": discord.ButtonStyle.secondary,
+    "success": discord.ButtonStyle.success,
+    "danger": discord.ButtonStyle.danger,
+}
+
+
+# ---------------------------------------------------------------- who is speaking
+
+
+def has_staff_role(user: discord.abc.User | None, role: str) -> bool:
+    """True when the member holds the staff role (``DISCORD_STAFF_ROLE``: a name or an id)."""
+    wanted = role.strip()
+    for item in getattr(user, "roles", None) or ():
+        if str(item.id) == wanted or item.name.casefold() == wanted.casefold():
+            return True
+    return False
+
+
+def staff_member(bot: RelaisBot, user: discord.abc.User) -> bool:
+    """Staff role check for a user anywhere (in a DM: their member record in the server)."""
+    role = bot.settings.discord_staff_role
+    if has_staff_role(user, role):
+        return True
+    if isinstance(user, discord.Member):
+        return False
+    guilds = [bot.get_guild(bot.settings.discord_guild_id)] if bot.settings.discord_guild_id else []
+    for guild in [g for g in guilds if g is not None] or list(getattr(bot, "guilds", [])):
+        member = guild.get_member(user.id)
+        if member is not None and has_staff_role(member, role):
+            return True
+    return False
+
+
+def person_of(interaction: discord.Interaction) -> Person:
+    """The person behind an interaction: locale from the client, staff from the roles."""
+    user = interaction.user
+    bot: RelaisBot = interaction.client  # type: ignore[assignment]
+    return Person(
+        "discord",
+        str(user.id),
+        user.display_name,
+        staff=staff_member(bot, user),
+        locale=str(interaction.locale) if interaction.locale else None,
+    )
+
+
+async def staff_check(interaction: discord.Interaction) -> bool:
+    """Run-time staff check: ``default_permissions`` is only a hint that admins can override."""
+    bot: RelaisBot = interaction.client  # type: ignore[assignment]
+    if not has_staff_role(interaction.user, bot.settings.discord_staff_role):
+        raise app_commands.CheckFailure("staff role required")
+    return True
+
+
+# ---------------------------------------------------------------- command declaration
+
+
+def slash(name: str, *, staff: bool = False) -> Callable[[F], app_commands.Command[Any, ..., Any]]:
+    """Declare a slash command whose names and descriptions come from ``discord.yaml``.
+
+    ``name`` is the registry name (French); every parameter after the interaction is an option
+    named like the registry option. Staff commands are guild-only, hidden behind
+    ``default_permissions`` and checked at run time.
+    """
+
+    def decorate(func: F) -> app_commands.Command[Any, ..., Any]:
+        params = inspect.signature(func).parameters
+        options = [p for p in params if p not in {"self", "interaction"}]
+        if options:
+            func = app_commands.rename(**{o: loc(option_key(name, o) + ".name") for o in options})(
+                func
+            )
+            func = app_commands.describe(
+                **{o: loc(option_key(name, o) + ".description") for o in options}
+            )(func)
+        if staff:
+            func = app_commands.guild_only()(func)
+            func = app_commands.default_permissions(manage_guild=True)(func)
+            func = app_commands.check(staff_check)(func)
+        return app_commands.command(
+            name=loc(command_key(name) + ".name"),
+            description=loc(command_key(name) + ".description"),
+        )(func)
+
+    return decorate
+
+
+# ---------------------------------------------------------------- buttons
+
+
+class RelaisButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<id>[a-z_]+:\S*)"):
+    """A conversation button: its custom id is the engine's Button id, so it survives restarts."""
+
+    def __init__(
+        self,
+        button_id: str,
+        label: str | None = None,
+        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+    ) -> None:
+        super().__init__(
+            discord.ui.Button(label=(label or "…")[:80], style=style, custom_id=button_id[:100])
+        )
+        self.button_id = button_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> RelaisButton:
+        """Rebuild the button from a click on any message, even one sent before a restart."""
+        label = getattr(item, "label", None)
+        style = getattr(item, "style", discord.ButtonStyle.secondary)
+        return cls(match["id"], label, style)
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Route the click to ``Conversation.choice``."""
+        try:
+            await press(interaction, self.button_id)
+        except Exception as exc:
+            await handle_error(interaction, exc)
+
+
+async def press(interaction: discord.Interaction, button_id: str) -> None:
+    """A button was clicked: remove the buttons (no double click), answer the choice privately."""
+    bot: RelaisBot = interaction.client  # type: ignore[assignment]
+    person = person_of(interaction)
+    staff_only = button_id.startswith("handoff:take:")
+    if staff_only and not person.staff:
+        # Keep the staff post's button for the team; just answer this person.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    else:
+        await interaction.response.edit_message(view=None)
+    replies = await bot.conversation.choice(person, button_id)
+    await deliver(bot, person, replies, interaction=interaction)
+
+
+def view_of(buttons: Sequence[Button]) -> discord.ui.View | None:
+    """A persistent view holding the buttons (none: no view)."""
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in buttons[:25]:
+        view.add_item(RelaisButton(button.id, button.label, STYLES.get(button.style)))
+    return view
+
+
+# ---------------------------------------------------------------- delivery
+
+
+def message_parts(reply: Reply) -> list[dict[str, Any]]:
+    """The messages of a reply: long text split, buttons and files on the last part."""
+    texts = split_message(reply.text, DISCORD_LIMIT) or ["…"]
+    parts: list[dict[str, Any]] = [{"content": text} for text in texts]
+    view = view_of(reply.buttons)
+    if view is not None:
+        parts[-1]["view"] = view
+    if reply.attachments:
+        parts[-1]["files"] = [
+            discord.File(io.BytesIO(a.data), filename=a.filename, description=a.description or None)
+            for a in reply.attachments[:10]
+        ]
+    return parts
+
+
+async def send_dm(bot: RelaisBot, user_id: str, reply: Reply) -> bool:
+    """DM a Discord user; a closed DM is logged and skipped, never an error for the sender."""
+    if not user_id.isdigit():
+        log.warning("dm_bad_target")
+        return False
+    try:
+        user = bot.get_user(int(user_id)) or await bot.fetch_user(int(user_id))
+        for part in message_parts(reply):
+            await user.send(**part)
+    except discord.Forbidden:
+        log.info("dm_closed", user_id=user_id)
+        return False
+    except discord.HTTPException as exc:
+        log.warning("dm_failed", user_id=user_id, status=getattr(exc, "status", None))
+        return False
+    return True
+
+
+async def deliver(
+    bot: RelaisBot,
+    person: Person,
+    replies: Sequence[Reply],
+    *,
+    interaction: discord.Interaction | None = None,
+    channel: discord.abc.Messageable | None = None,
+) -> None:
+    """Send each reply where it goes: the person (follow-up or channel), a DM, the staff channel."""
+    me = Target.of(person)
+    for reply in replies:
+        target = reply.to
+        if target.kind == "channel":
+            await bot.notifier.notify_staff(reply)
+        elif target.kind == "discord" and target == me and interaction is not None:
+            for part in message_parts(reply):
+                await interaction.followup.send(ephemeral=reply.ephemeral, **part)
+        elif target.kind == "discord" and target == me and channel is not None:
+            for part in message_parts(reply):
+                await channel.send(**part)
+        elif target.kind == "discord":
+            await send_dm(bot, target.id, reply)
+        else:
+            log.warning("reply_not_deliverable", kind=target.kind)
+
+
+# ---------------------------------------------------------------- the cog base
+
+
+class RelaisCog(commands.Cog):
+    """A cog over the conversation engine."""
+
+    def __init__(self, bot: RelaisBot) -> None:
+        self.bot = bot
+
+    @property
+    def conversation(self) -> Conversation:
+        """The engine."""
+        return self.bot.conversation
+
+    async def run(
+        self,
+        interaction: discord.Interaction,
+        name: str,
+        args: dict[str, str | None] | None = None,
+        *,
+        ephemeral: bool = True,
+    ) -> None:
+        """Defer (before any database or Twilio work), call the command, deliver the replies."""
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        person = person_of(interaction)
+        clean = {k: v for k, v in (args or {}).items() if v is not None}
+        replies = await self.conversation.command(person, name, clean)
+        await deliver(self.bot, person, replies, interaction=interaction)

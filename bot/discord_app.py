@@ -1,0 +1,431 @@
+"""The Discord bot: the ``commands.Bot`` subclass, its wiring (``relais run``), command sync and
+the setup check (``relais discord sync`` / ``relais discord check``).
+
+The bot is an adapter like the console: cogs turn interactions into calls on the conversation
+engine and deliver its replies. Slash commands are never synced on start (Discord rate-limits
+it): ``relais discord sync``, the staff command ``/synchro``, or a development-guild sync when
+``DISCORD_GUILD_ID`` is set and ``RELAIS_DEV_SYNC=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from bot.discord_join import JoinTracker
+from bot.discord_tree import RelaisTree
+from bot.logging import get_logger
+from bot.ports import Reply
+from bot.settings import Settings
+from referrals.errors import RelaisError
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.cli import Context
+    from bot.conversation import Conversation
+
+log = get_logger(__name__)
+
+EXTENSIONS = (
+    "bot.cogs.referral",
+    "bot.cogs.invites",
+    "bot.cogs.faq",
+    "bot.cogs.privacy",
+    "bot.cogs.staff",
+    "bot.cogs.registry",  # last: covers the registry commands the others do not
+)
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def intents() -> discord.Intents:
+    """Guilds, members (join attribution, staff roles in DMs), invites, DMs; no message content."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.members = True
+    wanted.invites = True
+    wanted.dm_messages = True
+    wanted.guild_messages = False
+    return wanted
+
+
+class RelaisBot(commands.Bot):
+    """The programme's bot; ``app`` is None only for ``relais discord sync`` (no database)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app: App | None = None,
+        *,
+        dev_sync: bool = False,
+        notifier: DiscordNotifier | None = None,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            tree_cls=RelaisTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+        )
+        self.settings = settings
+        self.app = app
+        self.dev_sync = dev_sync
+        self.notifier = notifier or DiscordNotifier(settings)
+        self.notifier.bind(self)
+        self.joins = JoinTracker(self)
+
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation engine."""
+        assert self.app is not None
+        return self.app.conversation
+
+    async def setup_hook(self) -> None:
+        """Translator, extensions, persistent buttons; a dev-guild sync only when asked."""
+        from bot.cogs.base import RelaisButton
+        from bot.translator import RelaisTranslator
+
+        await self.tree.set_translator(RelaisTranslator())
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(RelaisButton)
+        if self.dev_sync and self.settings.discord_guild_id:
+            guild = discord.Object(id=self.settings.discord_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("dev_guild_synced", guild=guild.id, count=len(synced))
+
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands: DMs are handled by the faq cog's listener."""
+
+    def guild(self) -> discord.Guild | None:
+        """The programme's server: ``DISCORD_GUILD_ID``, else the only server the bot is on."""
+        if self.settings.discord_guild_id:
+            return self.get_guild(self.settings.discord_guild_id)
+        return self.guilds[0] if len(self.guilds) == 1 else None
+
+
+# ---------------------------------------------------------------- ports implemented on Discord
+
+
+def find_channel(guild: discord.Guild, wanted: str) -> discord.TextChannel | None:
+    """A text channel by id or by name (with or without '#', any case)."""
+    wanted = wanted.strip().lstrip("#")
+    for channel in guild.text_channels:
+        if str(channel.id) == wanted or channel.name.casefold() == wanted.casefold():
+            return channel
+    return None
+
+
+class DiscordNotifier:
+    """Posts staff messages in ``DISCORD_STAFF_CHANNEL`` (a name or an id)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot: RelaisBot | None = None
+
+    def bind(self, bot: RelaisBot) -> None:
+        """Attach the bot once it exists (the app is built before it)."""
+        self.bot = bot
+
+    def channel(self) -> discord.abc.Messageable | None:
+        """The staff channel, if the bot can see it."""
+        if self.bot is None:
+            return None
+        wanted = self.settings.discord_staff_channel
+        if wanted.isdigit():
+            found = self.bot.get_channel(int(wanted))
+            if found is not None:
+                return found  # type: ignore[return-value]
+        guild = self.bot.guild()
+        guilds = [guild] if guild is not None else list(self.bot.guilds)
+        for item in guilds:
+            channel = find_channel(item, wanted)
+            if channel is not None:
+                return channel
+        return None
+
+    async def notify_staff(self, reply: Reply) -> None:
+        """Post the reply (with its buttons and files) in the staff channel."""
+        from bot.cogs.base import message_parts
+
+        if self.bot is not None and not self.bot.is_ready():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    await self.bot.wait_until_ready()
+        channel = self.channel()
+        if channel is None:
+            log.error("staff_channel_missing", channel=self.settings.discord_staff_channel)
+            return
+        try:
+            for part in message_parts(reply):
+                await channel.send(**part)
+        except discord.HTTPException as exc:
+            log.error("staff_post_failed", status=getattr(exc, "status", None))
+
+
+class DiscordInviteMaker:
+    """Creates a never-expiring, unique invite for one member."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot: RelaisBot | None = None
+
+    def bind(self, bot: RelaisBot) -> None:
+        """Attach the bot once it exists."""
+        self.bot = bot
+
+    def invite_channel(self, guild: discord.Guild) -> discord.abc.GuildChannel | None:
+        """Where invites lead: the rules or system channel if allowed, else the first allowed."""
+        me = guild.me
+        preferred = [guild.rules_channel, guild.system_channel, *guild.text_channels]
+        for channel in preferred:
+            if channel is not None and channel.permissions_for(me).create_instant_invite:
+                return channel
+        return None
+
+    async def create_invite(self, member_name: str) -> str:
+        """The invite's code; a clear domain error when Discord refuses."""
+        guild = self.bot.guild() if self.bot is not None else None
+        channel = self.invite_channel(guild) if guild is not None else None
+        if channel is None:
+            log.error("invite_channel_missing")
+            raise RelaisError("discord.invite_failed")
+        try:
+            invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)  # type: ignore[attr-defined]
+        except discord.HTTPException as exc:
+            log.error("invite_create_failed", status=getattr(exc, "status", None))
+            raise RelaisError("discord.invite_failed") from exc
+        # The invite-create event will also arrive; caching now closes the gap before it does.
+        if self.bot is not None:
+            self.bot.joins.invite_created(invite)
+        return invite.code
+
+
+class RefusingTransport:
+    """SMS transport when Twilio is not configured: logs and refuses (the queue keeps them)."""
+
+    async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+        """Refuse, retryable once the provider is configured."""
+        from bot.sms.errors import SmsSendError
+
+        log.warning("sms_not_configured")
+        raise SmsSendError("not_configured", retryable=True)
+
+
+# ---------------------------------------------------------------- relais run
+
+
+async def run_bot(ctx: Context) -> int:
+    """``relais run``: the gateway, the web server and the SMS worker until SIGTERM."""
+    from bot.app import build_app
+    from bot.cli import CliError
+    from bot.runner import install_stop_signals, serve_until
+    from bot.sms.twilio_transport import TwilioTransport
+    from bot.web import create_app
+
+    settings = ctx.settings
+    settings.require("DISCORD_TOKEN")
+    transport: Any = (
+        TwilioTransport(settings) if settings.twilio_configured else RefusingTransport()
+    )
+    if not settings.twilio_configured:
+        log.warning("twilio_not_configured")
+    notifier = DiscordNotifier(settings)
+    invites = DiscordInviteMaker(settings)
+    app = await build_app(
+        settings, ctx.db_path, transport=transport, notifier=notifier, invites=invites
+    )
+    dev_sync = os.environ.get("RELAIS_DEV_SYNC", "").strip().lower() in {"1", "true", "yes"}
+    bot = RelaisBot(settings, app, dev_sync=dev_sync, notifier=notifier)
+    invites.bind(bot)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    web_app = create_app(settings=settings, texts=app.texts, db=app.db, sms=app.sms)
+    host = getattr(ctx.args, "host", None) or "127.0.0.1"
+    port = getattr(ctx.args, "port", None) or 8080
+    try:
+        async with bot:
+            web = asyncio.create_task(serve_until(web_app, host, port, stop, app.sms))
+            gateway = asyncio.create_task(bot.start(settings.discord_token or ""))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({web, gateway, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("shutting_down")
+            stop.set()
+            await bot.close()
+            for task in (web, gateway, stopping):
+                try:
+                    async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                        await task
+                except TimeoutError:
+                    task.cancel()
+            failure = gateway.exception() if gateway.done() and not gateway.cancelled() else None
+            if isinstance(failure, discord.LoginFailure):
+                raise CliError(ctx.t("discord.bad_token"))
+            if isinstance(failure, discord.PrivilegedIntentsRequired):
+                raise CliError(ctx.t("discord.intents_refused"))
+            if failure is not None:
+                raise CliError(ctx.t("discord.cannot_connect", reason=type(failure).__name__))
+    finally:
+        if isinstance(transport, TwilioTransport):
+            await transport.close()
+        await app.close()
+    return 0
+
+
+# ---------------------------------------------------------------- relais discord sync / check
+
+
+async def _login(ctx: Context, bot: RelaisBot) -> None:
+    from bot.cli import CliError
+
+    try:
+        await bot.login(ctx.settings.discord_token or "")
+    except discord.LoginFailure as exc:
+        raise CliError(ctx.t("discord.bad_token")) from exc
+    except (discord.HTTPException, OSError) as exc:
+        raise CliError(ctx.t("discord.cannot_connect", reason=type(exc).__name__)) from exc
+
+
+async def cmd_discord_sync(ctx: Context) -> int:
+    """``relais discord sync [--guild ID]``: publish the commands (a guild: instantly)."""
+    ctx.settings.require("DISCORD_TOKEN")
+    bot = RelaisBot(ctx.settings)
+    async with bot:
+        await _login(ctx, bot)  # runs setup_hook: the translator and every extension
+        guild_id = getattr(ctx.args, "guild", None)
+        if guild_id:
+            guild = discord.Object(id=guild_id)
+            bot.tree.copy_global_to(guild=guild)
+            synced = await bot.tree.sync(guild=guild)
+        else:
+            synced = await bot.tree.sync()
+    print(ctx.t("discord.synced", count=len(synced), guild=guild_id))
+    return 0
+
+
+PERMISSIONS = (
+    "manage_guild",
+    "create_instant_invite",
+    "send_messages",
+    "embed_links",
+    "attach_files",
+)
+
+
+def check_lines(ctx: Context, findings: list[tuple[bool, str, dict[str, Any]]]) -> list[str]:
+    """Plain-words lines for the check's findings."""
+    lines = [ctx.t("discord.check.title")]
+    for ok, key, params in findings:
+        what = ctx.t(f"discord.check.{key}", **params)
+        lines.append(ctx.t("discord.check.ok" if ok else "discord.check.missing", what=what))
+    problems = sum(1 for ok, _k, _p in findings if not ok)
+    lines.append(
+        ctx.t("discord.check.all_good")
+        if not problems
+        else ctx.t("discord.check.problems", count=problems)
+    )
+    return lines
+
+
+async def cmd_discord_check(ctx: Context) -> int:
+    """``relais discord check``: what is missing, in plain words; exit 1 when something is."""
+    ctx.settings.require("DISCORD_TOKEN")
+    settings = ctx.settings
+    bot = RelaisBot(settings)
+    findings: list[tuple[bool, str, dict[str, Any]]] = []
+    async with bot:
+        await _login(ctx, bot)
+        findings.append((True, "token", {"name": str(bot.user)}))
+        info = await bot.application_info()
+        flags = info.flags
+        members = bool(flags.gateway_guild_members or flags.gateway_guild_members_limited)
+        findings.append((members, "members_intent" if members else "members_intent_missing", {}))
+        findings.append((True, "message_content", {}))
+        guild = await _check_guild(bot, settings, findings)
+        if guild is not None:
+            await _check_guild_setup(ctx, bot, guild, findings)
+    for line in check_lines(ctx, findings):
+        print(line)
+    return 0 if all(ok for ok, _k, _p in findings) else 1
+
+
+async def _check_guild(
+    bot: RelaisBot, settings: Settings, findings: list[tuple[bool, str, dict[str, Any]]]
+) -> discord.Guild | None:
+    if settings.discord_guild_id:
+        try:
+            guild = await bot.fetch_guild(settings.discord_guild_id)
+        except discord.HTTPException:
+            findings.append((False, "guild_not_found", {"id": settings.discord_guild_id}))
+            return None
+    else:
+        guilds = [g async for g in bot.fetch_guilds(limit=10)]
+        if not guilds:
+            findings.append((False, "no_guild", {}))
+            return None
+        if len(guilds) > 1:
+            findings.append((False, "several_guilds", {"count": len(guilds)}))
+            return None
+        guild = await bot.fetch_guild(guilds[0].id)
+    findings.append((True, "guild", {"name": guild.name}))
+    return guild
+
+
+async def _check_guild_setup(
+    ctx: Context,
+    bot: RelaisBot,
+    guild: discord.Guild,
+    findings: list[tuple[bool, str, dict[str, Any]]],
+) -> None:
+    settings = ctx.settings
+    assert bot.user is not None
+    me = await guild.fetch_member(bot.user.id)
+    granted = me.guild_permissions
+    for name in PERMISSIONS:
+        ok = bool(getattr(granted, name))
+        findings.append(
+            (
+                ok,
+                "permission" if ok else "permission_missing",
+                {"name": ctx.t(f"discord.perm.{name}")},
+            )
+        )
+    wanted = settings.discord_staff_role.strip()
+    role = next(
+        (r for r in guild.roles if str(r.id) == wanted or r.name.casefold() == wanted.casefold()),
+        None,
+    )
+    if role is None:
+        findings.append((False, "staff_role_missing", {"name": wanted}))
+    else:
+        count = sum(
+            1 for _ in [m async for m in guild.fetch_members(limit=1000) if role in m.roles]
+        )
+        findings.append((True, "staff_role", {"name": role.name, "count": count}))
+    channels = await guild.fetch_channels()
+    wanted_channel = settings.discord_staff_channel.strip().lstrip("#")
+    channel = next(
+        (
+            c
+            for c in channels
+            if isinstance(c, discord.TextChannel)
+            and (str(c.id) == wanted_channel or c.name.casefold() == wanted_channel.casefold())
+        ),
+        None,
+    )
+    if channel is None:
+        findings.append((False, "staff_channel_missing", {"name": wanted_channel}))
+        return
+    allowed = channel.permissions_for(me)
+    ok = allowed.view_channel and allowed.send_messages
+    findings.append((ok, "staff_channel" if ok else "staff_channel_mute", {"name": channel.name}))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: relais run")
