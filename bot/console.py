@@ -7,9 +7,12 @@ bot sends is printed as ``RECIPIENT <- TEXT`` on stdout, and nothing else goes t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -87,15 +90,21 @@ async def run_console(
     conversation = app.conversation
     if interactive:
         print(app.texts.render("console.banner", settings.lang), file=sys.stderr)
+    lines = _read_lines(stdin)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     try:
-        while True:
-            line = await asyncio.to_thread(stdin.readline)
-            if not line:
+        # Queued SMS that are due (after a restart) leave before the first line.
+        await app.sms.dispatch_due()
+        while not stop.is_set():
+            line = await _next_line(lines, stop)
+            if line is None:
                 break
             line = line.rstrip("\r\n")
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
+            # A SIGTERM arriving now only sets ``stop``: this line is finished first.
             try:
                 replies = await _handle(conversation, output, stripped, settings)
             except Exception:
@@ -108,6 +117,45 @@ async def run_console(
     finally:
         await app.close()
     return 0
+
+
+def _read_lines(stdin: TextIO) -> asyncio.Queue[str | None]:
+    """Read stdin in a daemon thread (a blocked read must not hold the exit); None at the end."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        try:
+            for line in iter(stdin.readline, ""):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+    return queue
+
+
+async def _next_line(lines: asyncio.Queue[str | None], stop: asyncio.Event) -> str | None:
+    """The next input line, or None at end of input or when ``stop`` is set."""
+    if not lines.empty():
+        return lines.get_nowait()
+    getter = asyncio.ensure_future(lines.get())
+    stopper = asyncio.ensure_future(stop.wait())
+    done, pending = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return getter.result() if getter in done else None
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM (and SIGINT): finish the line in progress, close the database, exit 0."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
 
 
 async def _handle(
