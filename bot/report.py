@@ -1,0 +1,127 @@
+"""``relais report --out report.html``: one self-contained HTML file for a steering committee.
+
+Every figure of ``/stats`` (SPEC §6 and ``referrals.analytics``) and the charts, embedded as
+base64 PNG, with inline CSS that prints well. The page is a jinja2 template kept with the other
+texts: ``messages/<lang>/report/report.html.j2`` (autoescaped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from bot import charts
+from bot.texts import LANGS, MESSAGES_DIR
+from referrals import analytics, stats
+from referrals.timeutil import day_bounds
+
+if TYPE_CHECKING:
+    from bot.cli import Context
+
+TEMPLATE = "report.html.j2"
+
+
+def report_environment(lang: str, messages_dir: Path = MESSAGES_DIR) -> jinja2.Environment:
+    """The jinja2 environment of the report template in ``lang`` (autoescape on)."""
+    from bot.texts import _number, _percent
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(messages_dir / lang / "report"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["number"] = _number
+    env.filters["percent"] = _percent
+    return env
+
+
+def png_data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI, for an ``<img>`` that needs no other file."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+async def build_report(
+    db: Any,
+    *,
+    lang: str,
+    programme: str,
+    render: Any,
+    since: str | None = None,
+    until: str | None = None,
+    period: str = "",
+    generated: str = "",
+    messages_dir: Path = MESSAGES_DIR,
+) -> str:
+    """The report's HTML. ``render(key)`` renders a message key in ``lang`` (chart labels)."""
+    figures = await db.read(stats.compute, since, until)
+    extra = await db.read(analytics.compute, since, until)
+    labels = charts.chart_labels(render)
+    weekly_png, waves_png = await asyncio.gather(
+        charts.weekly_chart_async(extra["weekly"], labels),
+        charts.waves_chart_async(figures["waves"], labels),
+    )
+    template = report_environment(lang, messages_dir).get_template(TEMPLATE)
+    html = await asyncio.to_thread(
+        template.render,
+        programme=programme,
+        period=period,
+        generated=generated,
+        s=figures,
+        a=extra,
+        source_names={name: labels[f"source_{name}"] for name in analytics.SOURCES},
+        charts={
+            "weekly": png_data_uri(weekly_png),
+            "waves": png_data_uri(waves_png),
+        },
+        chart_titles={
+            "weekly": labels["chart_weekly_title"],
+            "waves": labels["chart_waves_title"],
+        },
+    )
+    return html
+
+
+async def cmd_report(ctx: Context) -> int:
+    """``relais report --out FILE [--since D] [--until D]``."""
+    from bot.cli import CliError, parse_day, period_text
+
+    since = parse_day(ctx, "--since", ctx.args.since)
+    until = parse_day(ctx, "--until", ctx.args.until)
+    low, high = day_bounds(since, until, ctx.settings.tz)
+    lang = ctx.lang if ctx.lang in LANGS else "fr"
+    generated = datetime.now(ZoneInfo(ctx.settings.tz)).strftime("%Y-%m-%d %H:%M")
+    db = await ctx.open_db()
+    try:
+        html = await build_report(
+            db,
+            lang=lang,
+            programme=ctx.settings.programme_name,
+            render=lambda key: ctx.t(key),
+            since=low,
+            until=high,
+            period=period_text(ctx, since, until),
+            generated=generated,
+        )
+    finally:
+        await db.close()
+    out = Path(ctx.args.out)
+    tmp = out.with_name(out.name + ".part")
+    try:
+        await asyncio.to_thread(tmp.write_text, html, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CliError(
+            ctx.t("cli.cannot_write", path=str(out), reason=exc.strerror or exc)
+        ) from exc
+    print(ctx.t("analytics.report_written", path=str(out)), file=sys.stderr)
+    return 0
