@@ -1,8 +1,9 @@
 """``relais serve`` and ``relais run``: the long-running processes.
 
-``serve`` runs the web server (Twilio webhooks, ``/healthz``, opt-out links) and the outbound SMS
-worker until SIGTERM or SIGINT, then shuts down gracefully: the site stops accepting requests,
-in-flight ones finish, the worker ends, the database is checkpointed and closed.
+``serve`` runs the web server (Twilio webhooks, ``/healthz``, opt-out links, the ``/r/CODE``
+landing page) and the outbound SMS worker until SIGTERM or SIGINT, then shuts down gracefully:
+the site stops accepting requests, in-flight ones finish, the worker ends, the database is
+checkpointed and closed.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ async def serve_until(
 async def cmd_serve(ctx: Context) -> int:
     """``relais serve [--host H] [--port P]``: the web server only, no Discord."""
     from bot.app import build_app
+    from bot.landing import setup_landing
     from bot.maintenance import maintenance_loop
     from bot.sms.twilio_transport import TwilioTransport
     from bot.web import create_app
@@ -97,6 +99,7 @@ async def cmd_serve(ctx: Context) -> int:
     services = await build_app(settings, ctx.db_path, transport=transport, notifier=LogNotifier())
     try:
         app = create_app(settings=settings, texts=services.texts, db=services.db, sms=services.sms)
+        setup_landing(app, conversation=services.conversation)
         stop = asyncio.Event()
         install_stop_signals(stop)
         worker_sms = services.sms if settings.twilio_configured else None

@@ -1,5 +1,8 @@
 """The web server: Twilio webhooks, the opt-out link, the health check (SPEC §8).
 
+Every response carries the security headers of ``bot.pages``; HTML pages are rendered from
+``messages/<lang>/web/`` (the landing page's routes come from ``bot.landing.setup_landing``).
+
 ``create_app`` returns a plain ``aiohttp.web.Application``; other routes (the ``/r/CODE`` landing
 page) are added by passing ``routes`` or with ``app.router`` before the app starts.
 
@@ -21,6 +24,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.logging import get_logger
+from bot.pages import PAGES, install_pages
 from bot.ports import Person
 from bot.settings import Settings
 from bot.sms.service import SmsService
@@ -142,25 +146,31 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
+_PREVIEW_AGENTS = re.compile(
+    r"bot|crawler|spider|preview|facebookexternalhit|whatsapp|telegram|slack|discord|skype"
+    r"|embedly|iframely|pinterest|vkshare|bingpreview",
+    re.IGNORECASE,
+)
+
+
 async def stop_link(request: web.Request) -> web.Response:
-    """``GET /stop/TOKEN``: the one-click opt-out of a one-way invitation."""
+    """``GET /stop/TOKEN``: the one-click opt-out of a one-way invitation.
+
+    A person's click opts out at once (SPEC §8). A link preview (a messaging app or a crawler
+    fetching the page) and a HEAD request do not: they get the page with a confirmation button
+    that POSTs, so that nobody is opted out by their phone alone.
+    """
     token = request.match_info["token"]
-    done = bool(_TOKEN_RE.fullmatch(token)) and await request.app[SMS].opt_out_token(token)
-    texts = request.app[TEXTS]
-    accept = request.headers.get("Accept-Language", "")
-    lang = texts.lang_of(accept.split(",")[0].strip() or None)
-    page = texts.render(
-        "sms.stop_page", lang, done=done, programme=request.app[SETTINGS].programme_name
-    )
-    return web.Response(
-        text=page,
-        content_type="text/html",
-        status=200 if done else 404,
-        headers={
-            "Cache-Control": "no-store",
-            "X-Robots-Tag": "noindex",
-            "Referrer-Policy": "no-referrer",
-        },
+    valid = bool(_TOKEN_RE.fullmatch(token))
+    agent = request.headers.get("User-Agent", "")
+    if request.method == "HEAD" or (request.method == "GET" and _PREVIEW_AGENTS.search(agent)):
+        state = "confirm" if valid else "unknown"
+        return request.app[PAGES].response(
+            request, "stop", status=200 if valid else 404, state=state, action=request.path
+        )
+    done = valid and await request.app[SMS].opt_out_token(token)
+    return request.app[PAGES].response(
+        request, "stop", status=200 if done else 404, state="done" if done else "unknown", action=""
     )
 
 
@@ -179,6 +189,7 @@ def create_app(
     app[TEXTS] = texts
     app[DB] = db
     app[SMS] = sms
+    install_pages(app, settings, texts.messages_dir)
     app.router.add_post("/twilio/sms", twilio_sms)
     app.router.add_post("/twilio/status", twilio_status)
     app.router.add_get("/healthz", healthz)
