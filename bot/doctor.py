@@ -216,7 +216,8 @@ def check_discord(values: dict[str, str], settings: Settings, report: Report) ->
         if missing:
             report.add("discord", Level.WARNING, "oauth_incomplete", missing=", ".join(missing))
         elif client_id.isdigit():
-            report.add("discord", Level.OK, "oauth_ok")
+            redirect = f"{settings.public_base_url}/oauth/callback"
+            report.add("discord", Level.OK, "oauth_ok", redirect=redirect)
     elif settings.public_base_url:
         report.add("discord", Level.WARNING, "oauth_off")
     if _filled(values, "DISCORD_API_URL"):
