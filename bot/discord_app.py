@@ -248,7 +248,8 @@ async def run_bot(ctx: Context) -> int:
     install_stop_signals(stop)
     web_app = create_app(settings=settings, texts=app.texts, db=app.db, sms=app.sms)
     host = getattr(ctx.args, "host", None) or "127.0.0.1"
-    port = getattr(ctx.args, "port", None) or 8080
+    port = getattr(ctx.args, "port", None)
+    port = 8080 if port is None else port
     try:
         async with bot:
             web = asyncio.create_task(serve_until(web_app, host, port, stop, app.sms))
@@ -261,9 +262,11 @@ async def run_bot(ctx: Context) -> int:
             for task in (web, gateway, stopping):
                 try:
                     async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                        await task
+                        await asyncio.shield(task)
                 except TimeoutError:
                     task.cancel()
+                except Exception:
+                    pass  # the gateway's failure is read just below
             failure = gateway.exception() if gateway.done() and not gateway.cancelled() else None
             if isinstance(failure, discord.LoginFailure):
                 raise CliError(ctx.t("discord.bad_token"))
@@ -271,6 +274,10 @@ async def run_bot(ctx: Context) -> int:
                 raise CliError(ctx.t("discord.intents_refused"))
             if failure is not None:
                 raise CliError(ctx.t("discord.cannot_connect", reason=type(failure).__name__))
+            web_failure = web.exception() if web.done() and not web.cancelled() else None
+            if web_failure is not None:
+                log.error("web_server_failed", exc_info=web_failure)
+                return 1
     finally:
         if isinstance(transport, TwilioTransport):
             await transport.close()
