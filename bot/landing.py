@@ -14,6 +14,7 @@ No personal data ever goes in a URL: only the opaque code, the state, and Discor
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -621,6 +622,10 @@ class Landing:
             raise DiscordUnavailable
         return status, body
 
+    def _client_credentials(self) -> str:
+        pair = f"{self.settings.discord_client_id}:{self.settings.discord_client_secret}"
+        return base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
     def _bot_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bot {self.settings.discord_token}", "User-Agent": USER_AGENT}
 
@@ -634,10 +639,11 @@ class Landing:
                 "code": oauth_code,
                 "redirect_uri": self.redirect_uri,
             },
-            auth=aiohttp.BasicAuth(
-                str(self.settings.discord_client_id), str(self.settings.discord_client_secret)
-            ),
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            headers={
+                "Authorization": f"Basic {self._client_credentials()}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
         )
         token = body.get("access_token") if isinstance(body, dict) else None
         if status != 200 or not isinstance(token, str) or not token:

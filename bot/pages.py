@@ -90,18 +90,16 @@ class Pages:
         """The page language for this request (French unless the browser prefers English)."""
         return negotiate_lang(request.headers.get("Accept-Language"), self.default_lang)
 
-    def render(self, name: str, lang: str, nonce: str = "", **params: Any) -> str:
-        """Render ``messages/<lang>/web/<name>.html.j2``."""
+    def render(self, template: str, lang: str, nonce: str = "", **params: Any) -> str:
+        """Render ``messages/<lang>/web/<template>.html.j2``."""
         facts = {key: _in_lang(value, lang) for key, value in self.facts.items()}
-        template = self.env.get_template(f"{lang}/web/{name}.html.j2")
-        return template.render(
-            programme=self.programme, facts=facts, nonce=nonce, lang=lang, **params
-        )
+        page = self.env.get_template(f"{lang}/web/{template}.html.j2")
+        return page.render(programme=self.programme, facts=facts, nonce=nonce, lang=lang, **params)
 
     def response(
         self,
         request: web.Request,
-        name: str,
+        template: str,
         *,
         status: int = 200,
         lang: str | None = None,
@@ -112,7 +110,7 @@ class Pages:
         lang = lang or self.lang(request)
         nonce = secrets.token_urlsafe(16)
         request[NONCE] = nonce
-        body = self.render(name, lang, nonce=nonce, **params)
+        body = self.render(template, lang, nonce=nonce, **params)
         all_headers = {
             "Cache-Control": "no-store",
             "X-Robots-Tag": "noindex, nofollow",
