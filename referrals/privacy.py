@@ -14,7 +14,9 @@ import sqlite3
 
 def phone_hash(secret: bytes, e164: str) -> str:
     """Keyed hash (HMAC-SHA256) of an E.164 number, hex."""
-    return hmac.new(secret, e164.encode("ascii"), hashlib.sha256).hexdigest()
+    # UTF-8, not ASCII: a malformed sender (a console line, a bad webhook) must hash, not crash;
+    # an E.164 number is ASCII, so its hash is the same either way.
+    return hmac.new(secret, e164.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def load_secret(conn: sqlite3.Connection, configured: str | None) -> bytes:
