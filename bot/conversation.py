@@ -292,15 +292,21 @@ class Conversation:
         """A Discord invite URL gives its invite code; other links are resolved by code."""
         if not link:
             return None, None, None
-        parsed = urlparse(link.strip() if "://" in link else "https://" + link.strip())
-        host = (parsed.hostname or "").lower()
+        try:
+            parsed = urlparse(link.strip() if "://" in link else "https://" + link.strip())
+            host = (parsed.hostname or "").lower()
+        except ValueError:  # "[" and other malformed URLs: not a Discord invite
+            return None, None, None
         if host in {"discord.gg", "discord.com", "www.discord.com", "discordapp.com"}:
             code = parsed.path.rstrip("/").rsplit("/", 1)[-1]
             return (code or None), None, None
         return None, None, None
 
     async def _resolve_code_link(self, link: str) -> tuple[int | None, int | None]:
-        path = urlparse(link.strip()).path if "://" in link else link.strip()
+        try:
+            path = urlparse(link.strip()).path if "://" in link else link.strip()
+        except ValueError:
+            return None, None
         token = path.rstrip("/").rsplit("/", 1)[-1]
         owner = await self.referrals.find(token) if codes.normalize_personal(token) else None
         if owner is not None:
