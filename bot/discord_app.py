@@ -330,7 +330,7 @@ def check_lines(ctx: Context, findings: list[tuple[bool, str, dict[str, Any]]]) 
     lines = [ctx.t("discord.check.title")]
     for ok, key, params in findings:
         what = ctx.t(f"discord.check.{key}", **params)
-        lines.append(ctx.t("discord.check.ok" if ok else "discord.check.missing", what=what))
+        lines.append(ctx.t("discord.check.ok" if ok else "discord.check.missing", detail=what))
     problems = sum(1 for ok, _k, _p in findings if not ok)
     lines.append(
         ctx.t("discord.check.all_good")
@@ -369,7 +369,7 @@ async def _check_guild(
         try:
             guild = await bot.fetch_guild(settings.discord_guild_id)
         except discord.HTTPException:
-            findings.append((False, "guild_not_found", {"id": settings.discord_guild_id}))
+            findings.append((False, "guild_not_found", {"value": settings.discord_guild_id}))
             return None
     else:
         guilds = [g async for g in bot.fetch_guilds(limit=10)]

@@ -44,3 +44,23 @@ async def test_run_with_a_refused_token_says_so(
     with pytest.raises(CliError) as refused:
         await run_bot(ctx)
     assert refused.value.message == ctx.t("discord.bad_token")
+
+
+def test_check_says_what_is_missing_in_plain_words(tmp_path: Path) -> None:
+    from bot.discord_app import check_lines
+
+    ctx = context(tmp_path)
+    lines = check_lines(
+        ctx,
+        [
+            (True, "token", {"name": "Relais#0001"}),
+            (False, "members_intent_missing", {}),
+            (False, "permission_missing", {"name": ctx.t("discord.perm.manage_guild")}),
+            (False, "staff_role_missing", {"name": "Staff"}),
+            (False, "staff_channel_missing", {"name": "staff"}),
+        ],
+    )
+    assert lines[0] == ctx.t("discord.check.title")
+    assert lines[1].startswith("✅") and all(line.startswith("❌") for line in lines[2:6])
+    assert "Server Members" in lines[2] and "Staff" in lines[4]
+    assert lines[-1] == ctx.t("discord.check.problems", count=4)
