@@ -221,7 +221,7 @@ def check_discord(values: dict[str, str], settings: Settings, report: Report) ->
     elif settings.public_base_url:
         report.add("discord", Level.WARNING, "oauth_off")
     if _filled(values, "DISCORD_API_URL"):
-        report.add("discord", Level.WARNING, "api_url_override", url=settings.discord_api_url)
+        report.add("discord", Level.WARNING, "discord_api_url", url=settings.discord_api_url)
 
 
 # ----------------------------------------------------------------------------- web
@@ -287,7 +287,7 @@ def check_sms(values: dict[str, str], settings: Settings, report: Report) -> Non
     else:
         _check_twilio(sid, token, number, service, settings, report)
     if _filled(values, "TWILIO_API_URL"):
-        report.add("sms", Level.WARNING, "api_url_override", url=settings.twilio_api_url)
+        report.add("sms", Level.WARNING, "twilio_api_url", url=settings.twilio_api_url)
     _check_countries(settings, report)
     _check_quiet_hours(settings, report)
     _check_limits(settings, report)
@@ -311,7 +311,7 @@ def _check_twilio(
         key = "sid_is_api_key" if sid.startswith("SK") else "sid_bad_format"
         report.add("sms", Level.PROBLEM, key)
     if token and not _AUTH_TOKEN.fullmatch(token):
-        report.add("sms", Level.WARNING, "token_bad_format")
+        report.add("sms", Level.WARNING, "auth_token_bad_format")
     if not (number or service):
         report.add("sms", Level.PROBLEM, "no_sender")
         return
