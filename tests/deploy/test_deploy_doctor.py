@@ -422,3 +422,66 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def test_doctor_messages_have_no_duplicate_key(lang: str) -> None:
     text = (MESSAGES_DIR / lang / "doctor.yaml").read_text(encoding="utf-8")
     yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+DOCTOR_SAMPLES = {
+    "path": "/var/lib/relais/relais.db",
+    "cwd": "/var/lib/relais",
+    "name": "SMS_QUIET_HOURS",
+    "value": "25:00",
+    "hint": "Exemple : 20:00-08:00",
+    "language": "fr",
+    "tz": "Europe/Paris",
+    "now": "14:05",
+    "guild": 123456789012345678,
+    "role": "Staff",
+    "channel": "staff",
+    "missing": "DISCORD_GUILD_ID, PUBLIC_BASE_URL",
+    "redirect": "https://relais.example.fr/oauth/callback",
+    "url": "https://relais.example.fr",
+    "host": "localhost",
+    "base": "https://relais.example.fr",
+    "number": "+33644630000",
+    "sender": "RELAIS",
+    "sid": "MG0123456789abcdef0123456789abcdef",
+    "text": "STOP au 36180",
+    "converted": "STOP au 36180",
+    "codes": "FR, RE",
+    "window": "20:00-08:00",
+    "sundays": True,
+    "holidays": True,
+    "days": 180,
+    "per_member": 3,
+    "budget": 200,
+    "version": "3.40.1",
+    "needed": "3.35.0",
+    "dir": "/var/lib/relais",
+    "user": "relais",
+    "free": 120,
+    "found": 7,
+    "known": 6,
+    "participants": 2,
+    "length": 5,
+    "count": 3,
+    "problem": "fr/faq/cej.yaml: entry cej: no answer",
+    "fr": 22,
+    "en": 22,
+    "keys": "address, phone",
+    "reason": "file is not a database",
+    "problems": 2,
+    "warnings": 1,
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_doctor_message_renders(lang: str) -> None:
+    import jinja2.meta
+
+    texts = Texts()
+    keys = [k for k in texts.keys(lang) if k.startswith("doctor.")]
+    for key in keys:
+        source = texts.catalogs[lang][key]
+        variables = jinja2.meta.find_undeclared_variables(texts.env.parse(source))
+        assert variables <= set(DOCTOR_SAMPLES), (key, variables - set(DOCTOR_SAMPLES))
+        text = texts.render(key, lang, **{v: DOCTOR_SAMPLES[v] for v in variables})
+        assert text.strip() and "{{" not in text and "{%" not in text, key
