@@ -169,6 +169,10 @@ _ATTRIBUTE = {
     "DISCORD_CLIENT_ID": "discord_client_id",
     "DISCORD_CLIENT_SECRET": "discord_client_secret",
     "DISCORD_API_URL": "discord_api_url",
+    "RETENTION_INACTIVE_DAYS": "retention_inactive_days",
+    "RETENTION_QUESTIONS_DAYS": "retention_questions_days",
+    "BACKUP_DIR": "backup_dir",
+    "BACKUP_KEEP": "backup_keep",
 }
 VARIABLES = tuple(_ATTRIBUTE)
 
