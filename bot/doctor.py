@@ -553,6 +553,41 @@ def _check_secret(secret: str | None, info: dict[str, Any] | None, report: Repor
         report.add("database", Level.OK, "secret_will_generate")
 
 
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_retention_and_backups(settings: Settings, report: Report) -> None:
+    """Retention periods, and the daily backup folder (created by the bot when missing)."""
+    names = {"RETENTION_INACTIVE_DAYS", "RETENTION_QUESTIONS_DAYS"}
+    if not names & report.invalid:
+        report.add(
+            "database",
+            Level.OK,
+            "retention_ok",
+            inactive=settings.retention_inactive_days,
+            questions=settings.retention_questions_days,
+        )
+    if "BACKUP_DIR" in report.invalid or "BACKUP_KEEP" in report.invalid:
+        return
+    folder = settings.backup_dir
+    if folder is None:
+        report.add("database", Level.WARNING, "backup_off")
+        return
+    folder = folder.expanduser().absolute()
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        report.add("database", Level.PROBLEM, "backup_not_dir", dir=str(existing))
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        report.add(
+            "database", Level.PROBLEM, "backup_not_writable", dir=str(existing), user=_user()
+        )
+    else:
+        report.add("database", Level.OK, "backup_ok", dir=str(folder), keep=settings.backup_keep)
+
+
 # ----------------------------------------------------------------------------- content
 
 
@@ -641,6 +676,7 @@ def diagnose(
     check_sms(values, settings, report)
     db_path = Path(db_arg) if db_arg else settings.db_path
     check_database(db_path, values, report)
+    check_retention_and_backups(settings, report)
     check_content(messages_dir, report)
     return report, settings
 

@@ -298,6 +298,24 @@ def test_secret_changed_after_opt_outs_were_hashed(
     assert code == 0 and "la clé générée au premier démarrage est gardée dans la base" in out
 
 
+def test_backups_and_retention(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = good_env(make_db(workdir / "relais.db"))
+    code, out = doctor(capsys, monkeypatch, env)
+    assert "BACKUP_DIR n'est pas défini" in "\n".join(lines_with(out, "ATTENTION"))
+    assert "1095 jours" in out
+    env.update({"BACKUP_DIR": str(workdir / "backups"), "BACKUP_KEEP": "14"})
+    code, out = doctor(capsys, monkeypatch, env)
+    assert code == 0 and "les 14 plus récentes" in out  # created by the bot when missing
+    (workdir / "file").write_text("x", encoding="utf-8")
+    env.update({"BACKUP_DIR": str(workdir / "file" / "backups"), "RETENTION_QUESTIONS_DAYS": "0"})
+    code, out = doctor(capsys, monkeypatch, env)
+    assert code == 2
+    assert "n'est pas un dossier" in problems(out)
+    assert "RETENTION_QUESTIONS_DAYS a une valeur invalide" in problems(out)
+
+
 def test_a_broken_knowledge_base_is_a_problem(tmp_path: Path) -> None:
     messages = tmp_path / "messages"
     shutil.copytree(MESSAGES_DIR, messages)
@@ -470,6 +488,9 @@ DOCTOR_SAMPLES = {
     "reason": "file is not a database",
     "problems": 2,
     "warnings": 1,
+    "inactive": 1095,
+    "questions": 90,
+    "keep": 7,
 }
 
 
