@@ -260,6 +260,10 @@ class Conversation:
             lang=self.texts.lang_of(person.locale) if person.locale else None,
         )
         if not result.new:
+            if _recent(result.participant.joined_at):
+                # Recorded moments ago (the landing page records before Discord adds the
+                # member): the welcome was already sent.
+                return []
             return [self.reply(person, "join.welcome_back", lang, name=person.name)]
         replies = [
             Reply(
@@ -574,6 +578,13 @@ class Conversation:
         )
         self._offered.pop(person.key, None)
         return [self.reply(person, "privacy.forgotten", lang)]
+
+
+def _recent(iso: str, minutes: int = 10) -> bool:
+    """True when an ISO time is less than ``minutes`` old."""
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) - datetime.fromisoformat(iso) < timedelta(minutes=minutes)
 
 
 def _zone(name: str) -> Any:

@@ -21,7 +21,7 @@ from discord.ext import commands
 from bot.discord_join import JoinTracker
 from bot.discord_tree import RelaisTree
 from bot.logging import get_logger
-from bot.ports import Reply
+from bot.ports import Person, Reply
 from bot.settings import Settings
 from referrals.errors import RelaisError
 
@@ -225,6 +225,9 @@ async def run_bot(ctx: Context) -> int:
     """``relais run``: the gateway, the web server and the SMS worker until SIGTERM."""
     from bot.app import build_app
     from bot.cli import CliError
+    from bot.cogs.base import deliver
+    from bot.landing import setup_landing
+    from bot.maintenance import maintenance_loop
     from bot.runner import install_stop_signals, serve_until
     from bot.sms.twilio_transport import TwilioTransport
     from bot.web import create_app
@@ -247,19 +250,26 @@ async def run_bot(ctx: Context) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
     web_app = create_app(settings=settings, texts=app.texts, db=app.db, sms=app.sms)
+
+    async def deliver_join(replies: list[Reply]) -> None:
+        # Replies of a join through the landing page: DMs to the newcomer and their referrer.
+        await deliver(bot, Person("discord", "", ""), replies)
+
+    setup_landing(web_app, conversation=app.conversation, deliver=deliver_join)
     host = getattr(ctx.args, "host", None) or "127.0.0.1"
     port = getattr(ctx.args, "port", None)
     port = 8080 if port is None else port
     try:
         async with bot:
             web = asyncio.create_task(serve_until(web_app, host, port, stop, app.sms))
+            maintenance = asyncio.create_task(maintenance_loop(app, stop))
             gateway = asyncio.create_task(bot.start(settings.discord_token or ""))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({web, gateway, stopping}, return_when=asyncio.FIRST_COMPLETED)
             log.info("shutting_down")
             stop.set()
             await bot.close()
-            for task in (web, gateway, stopping):
+            for task in (web, gateway, stopping, maintenance):
                 try:
                     async with asyncio.timeout(SHUTDOWN_TIMEOUT):
                         await asyncio.shield(task)

@@ -143,6 +143,16 @@ class InvitesCog(RelaisCog):
         except Exception:
             log.exception("member_join_failed")
 
+    @commands.Cog.listener()
+    async def on_member_ban(self, guild: discord.Guild, user: discord.User) -> None:
+        """A member banned from the server cannot use the bot any more."""
+        await self.conversation.referrals.set_banned(str(user.id), True)
+
+    @commands.Cog.listener()
+    async def on_member_unban(self, guild: discord.Guild, user: discord.User) -> None:
+        """Lifting the ban on the server lifts it in the bot too."""
+        await self.conversation.referrals.set_banned(str(user.id), False)
+
 
 async def setup(bot: RelaisBot) -> None:
     """Extension entry point."""

@@ -227,3 +227,22 @@ async def test_staff_see_unanswered_questions_and_feedback(story: Story) -> None
     assert "réservée à l'équipe" in refused
     bad = await story.say("staff:marie /questions beaucoup")
     assert "pas un nombre de jours" in bad
+
+
+async def test_rejoin_is_not_a_new_referral(story: Story) -> None:
+    link = link_in(await story.say("discord:alice /parrainage"))
+    first = await story.say(f"join discord:bob via {link}")
+    assert "Bienvenue bob" in first
+    # The landing page records a join before Discord announces the member: no second welcome.
+    assert await story.say(f"join discord:bob via {link}") == ""
+    await story.app.db.write(
+        lambda conn: conn.execute(
+            "UPDATE participants SET joined_at = '2026-01-01T00:00:00+00:00'"
+            " WHERE discord_id = 'bob'"
+        )
+    )
+    back = await story.say(f"join discord:bob via {link}")
+    assert "Re-bonjour bob" in back
+    assert "discord:alice" not in back, "a rejoin thanks nobody"
+    stats = await story.say("staff:marie /stats")
+    assert "2 participants, dont 1 amené par un pair" in stats
