@@ -179,7 +179,6 @@ class Conversation:
             replies = await spec.handler(self, person, cleaned)
         except RelaisError as exc:
             replies = [self.reply(person, exc.key, lang, **exc.params)]
-        await self.guard.watch()
         return self._remember_buttons(person, replies)
 
     async def text(self, person: Person, text: str) -> list[Reply]:
@@ -240,7 +239,6 @@ class Conversation:
                 replies = [self.reply(person, "bot.expired", lang)]
         except RelaisError as exc:
             replies = [self.reply(person, exc.key, lang, **exc.params)]
-        await self.guard.watch()
         return self._remember_buttons(person, replies)
 
     async def joined(self, person: Person, link: str | None) -> list[Reply]:
@@ -289,7 +287,8 @@ class Conversation:
                     ephemeral=False,
                 )
             )
-        await self.guard.watch()
+        if result.referrer is not None:
+            await self.guard.saw(result.referrer.id)
         return replies
 
     def _resolve_link(self, link: str | None) -> tuple[str | None, int | None, int | None]:
@@ -547,6 +546,7 @@ class Conversation:
         outcome = await self.sms.invite(
             participant.id, data["number"], data.get("first_name"), link, lang
         )
+        await self.guard.saw(participant.id)
         replies: list[Reply] = []
         if outcome.status == "waiting":
             local = outcome.not_before.astimezone(_zone(self.settings.tz))

@@ -21,6 +21,7 @@ per burst: a member's burst lasts as long as their actions keep coming within th
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,9 @@ def screen_in_db(
     return Verdict()
 
 
+WATCH_EVERY = timedelta(seconds=5)
+
+
 def find_bursts(
     conn: sqlite3.Connection, now: datetime, threshold: int = BURST_THRESHOLD
 ) -> list[tuple[int, str | None, int, int]]:
@@ -166,6 +170,31 @@ class Guard:
         self.conv = conv
         self.limits = dict(PER_MINUTE if limits is None else limits)
         self.clock = clock
+        self._last_watch: datetime | None = None
+        self._recent: dict[int, deque[datetime]] = {}
+        self._checked: dict[int, datetime] = {}
+
+    async def saw(self, member_id: int) -> None:
+        """An invitation or a join tied to a member: look for a burst once it could be one.
+
+        Counting in memory keeps the common case free; the database check (which also makes
+        sure a burst is reported once) runs only when this member reaches the threshold. The
+        maintenance loop's periodic ``watch(force=True)`` covers what memory lost in a restart.
+        """
+        now = self.clock()
+        times = self._recent.setdefault(member_id, deque())
+        times.append(now)
+        while times and now - times[0] > BURST_WINDOW:
+            times.popleft()
+        last = self._checked.get(member_id)
+        if len(times) >= BURST_THRESHOLD and (last is None or now - last >= WATCH_EVERY):
+            # An ongoing burst is reported once; re-checking it at every join would only cost.
+            self._checked[member_id] = now
+            await self.watch(force=True)
+        if len(self._recent) > 10_000:  # forget quiet members
+            for key in [k for k, v in self._recent.items() if now - v[-1] > BURST_WINDOW]:
+                del self._recent[key]
+                self._checked.pop(key, None)
 
     async def screen(self, person: Person, entry: str, text: str = "") -> list[Reply] | None:
         """None to go on; else the replies that refuse (a polite message, or silence by SMS)."""
@@ -207,11 +236,19 @@ class Guard:
             ]
         return None
 
-    async def watch(self) -> None:
-        """Alert the staff channel about each new burst; never fails the caller."""
+    async def watch(self, *, force: bool = False) -> None:
+        """Alert the staff channel about each new burst; never fails the caller.
+
+        Looked for at most every ``WATCH_EVERY`` after an action (a viral burst brings hundreds
+        of joins a minute: scanning the window after each one would cost more than the joins).
+        """
         conv = self.conv
+        now = self.clock()
+        if not force and self._last_watch is not None and now - self._last_watch < WATCH_EVERY:
+            return
+        self._last_watch = now
         try:
-            bursts = await conv.db.write(find_bursts, self.clock())
+            bursts = await conv.db.write(find_bursts, now)
             for member_id, name, invited, joined in bursts:
                 log.warning("burst", member=member_id, invited=invited, joined=joined)
                 channel = conv.settings.discord_staff_channel

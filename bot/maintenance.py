@@ -110,7 +110,7 @@ async def maintenance_loop(app: App, stop: asyncio.Event, tick: float = TICK) ->
     """
     while not stop.is_set():
         try:
-            await app.conversation.guard.watch()
+            await app.conversation.guard.watch(force=True)
             if await daily_due(app.db, datetime.now(UTC)):
                 await run_daily(app)
         except asyncio.CancelledError:

@@ -43,6 +43,7 @@ async def _code(conv: Conversation, person: Person, args: dict[str, str]) -> lis
     result = await conv.referrals.redeem(me.id, args["code"])
     replies = []
     if result.referrer is not None:
+        await conv.guard.saw(result.referrer.id)
         replies.append(conv.reply(person, "code.ok_peer", lang, name=result.referrer.name))
         if result.referrer.discord_id:
             replies.append(
