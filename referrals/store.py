@@ -95,6 +95,12 @@ def run_write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -
     return result
 
 
+def _configure_reader(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA query_only = ON")
+
+
 def run_batch(
     conn: sqlite3.Connection, functions: list[Callable[[sqlite3.Connection], Any]]
 ) -> list[tuple[bool, Any]]:
@@ -134,6 +140,8 @@ class Database:
         self.path = path
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._reader_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
@@ -160,8 +168,24 @@ class Database:
         return await self._conn._execute(target, self._conn._conn, *args)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a read-only function in the database thread."""
-        return await self.call(fn, *args, **kwargs)
+        """Run a read-only function on the reader connection, in its own thread.
+
+        In WAL mode readers and the writer do not wait for each other: a long report (figures
+        over a million participants) never holds up a join. The reader sees every committed
+        write; it refuses to write (``query_only``).
+        """
+        reader = await self._open_reader()
+        target = functools.partial(fn, **kwargs) if kwargs else fn
+        return await reader._execute(target, reader._conn, *args)
+
+    async def _open_reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            async with self._reader_lock:
+                if self._reader is None:
+                    reader = await aiosqlite.connect(str(self.path), isolation_level=None)
+                    await reader._execute(_configure_reader, reader._conn)
+                    self._reader = reader
+        return self._reader
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` atomically in the database thread; return once it is committed.
@@ -222,6 +246,9 @@ class Database:
         if self._flusher is not None:
             await self._flusher
         try:
+            if self._reader is not None:
+                await self._reader.close()
+                self._reader = None
             await self.call(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
             await self._conn.close()
