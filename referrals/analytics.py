@@ -1,7 +1,7 @@
 """Staff analytics beyond SPEC §6: sources by week, campaign chains, channel comparison.
 
-Pure SQL over ``participants``: every figure is a GROUP BY, and subtree sizes come from one
-recursive CTE run inside SQLite, never from walking the graph in Python.
+SQL over ``participants``: every figure is a GROUP BY, except subtree sizes, which come from
+one linear pass over the referral edges, deepest wave first (``subtree_sizes``).
 
 Sources (each participant has exactly one):
 
@@ -18,6 +18,7 @@ waves are.
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from datetime import date, timedelta
 from typing import Any
 
@@ -157,24 +158,25 @@ def channel_comparison(
     of ``SOURCES``, then campaigns by number of participants.
     """
     where, params = _where(since, until, "p")
-    # One recursive walk inside SQLite: (top, descendant-or-self) pairs for every counted
-    # participant, then one GROUP BY. Its size is the participants plus the sum of their depths.
+    size = subtree_sizes(conn)
     sql = (
-        "WITH RECURSIVE down(top, id) AS ("
-        f"  SELECT p.id, p.id FROM participants p{where}"
-        "   UNION ALL"
-        "   SELECT down.top, k.id FROM participants k JOIN down ON k.referrer_id = down.id),"
-        " sizes(id, size) AS (SELECT top, COUNT(*) FROM down GROUP BY top)"
-        f" SELECT {SOURCE_SQL} AS source,"
+        f"SELECT p.id, {SOURCE_SQL} AS source,"
         f"  CASE WHEN {SOURCE_SQL} = 'campaign' THEN {CAMPAIGN_SQL} END AS campaign,"
-        "  COUNT(*), SUM(s.size > 1), SUM(s.size), COUNT(p.enrolled_at)"
-        " FROM sizes s JOIN participants p ON p.id = s.id"
-        " LEFT JOIN campaigns c ON c.id = p.campaign_id"
-        " GROUP BY source, campaign"
+        "  p.enrolled_at IS NOT NULL"
+        " FROM participants p LEFT JOIN campaigns c ON c.id = p.campaign_id"
+        f"{where}"
     )
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for pid, source, campaign, enrolled in conn.execute(sql, params):
+        figures = groups.setdefault((source, campaign), [0, 0, 0, 0])
+        figures[0] += 1
+        figures[1] += size[pid] > 1
+        figures[2] += size[pid]
+        figures[3] += enrolled
+    grouped = [(source, campaign, *figures) for (source, campaign), figures in groups.items()]
     totals = {source: [0, 0, 0, 0] for source in SOURCES}
     per_campaign: dict[str, list[int]] = {}
-    for source, campaign, count, brought, size_sum, enrolled in conn.execute(sql, params):
+    for source, campaign, count, brought, size_sum, enrolled in grouped:
         figures = (count, brought, size_sum, enrolled)
         totals[source] = [a + b for a, b in zip(totals[source], figures, strict=True)]
         if campaign is not None:
@@ -183,6 +185,23 @@ def channel_comparison(
     ordered = sorted(per_campaign.items(), key=lambda item: (-item[1][0], item[0]))
     rows += [_comparison_row("campaign", name, *figures) for name, figures in ordered]
     return rows
+
+
+def subtree_sizes(conn: sqlite3.Connection) -> array[int]:
+    """Size of every participant's subtree (itself included), indexed by participant id.
+
+    One pass from the deepest wave up, each size added to the referrer's: linear in the
+    number of participants (a recursive CTE costs the sum of all depths), 8 bytes an id.
+    """
+    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
+    size = array("q", [1]) * (top + 1)
+    cursor = conn.execute(
+        "SELECT id, referrer_id FROM participants WHERE referrer_id IS NOT NULL ORDER BY wave DESC"
+    )
+    while batch := cursor.fetchmany(10_000):
+        for pid, referrer in batch:
+            size[referrer] += size[pid]
+    return size
 
 
 def _comparison_row(
