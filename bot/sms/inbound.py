@@ -86,6 +86,10 @@ class InboundState:
     lang: str | None = None
     participant_id: int | None = None
     joined: bool = False
+    # An invited relative just joined: who invited them, to thank that member.
+    member_discord_id: str | None = None
+    member_lang: str | None = None
+    first_name: str | None = None
 
 
 def record_inbound(
@@ -140,6 +144,7 @@ def record_inbound(
         return InboundState(silent=True)
 
     joined = False
+    member_discord_id = member_lang = first_name = None
     if participant is None and invitation is not None:
         # An invited relative's first reply that is not an opt-out: they are in.
         participant = insert_participant(
@@ -164,6 +169,13 @@ def record_inbound(
             invitation=invitation_id,
         )
         joined = True
+        member = conn.execute(
+            "SELECT p.discord_id, p.lang, i.first_name FROM participants p"
+            " JOIN invitations i ON i.member_id = p.id WHERE i.id = ?",
+            (invitation_id,),
+        ).fetchone()
+        if member is not None:
+            member_discord_id, member_lang, first_name = member[0], member[1], member[2]
     elif participant is None and keyword is Keyword.CODE:
         # Someone who was not invited (a poster, a friend passing the number on) asks for a code
         # to bring others: they become an organic participant reached by SMS.
@@ -176,6 +188,9 @@ def record_inbound(
         lang=lang,
         participant_id=participant.id if participant else None,
         joined=joined,
+        member_discord_id=member_discord_id,
+        member_lang=member_lang,
+        first_name=first_name,
     )
 
 

@@ -622,7 +622,21 @@ class SmsService:
         if state.joined:
             log.info("sms_participant_joined", participant=state.participant_id)
         body = await self._answer(state, keyword, text, lang, number)
-        return [Reply(target, body)]
+        replies = [Reply(target, body)]
+        if state.joined and state.member_discord_id:
+            # The member who invited them hears that it worked (first name only).
+            replies.append(
+                Reply(
+                    Target("discord", state.member_discord_id, ""),
+                    self.texts.render(
+                        "sms.relative_joined",
+                        self._lang(state.member_lang),
+                        first_name=state.first_name,
+                    ),
+                    ephemeral=False,
+                )
+            )
+        return replies
 
     async def _answer(
         self, state: InboundState, keyword: Keyword | None, text: str, lang: str, number: str

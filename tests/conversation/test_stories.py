@@ -102,6 +102,9 @@ async def test_sms_invitation_with_consent(story: Story) -> None:
 
     reply = await story.say("sms:+33612345678 c'est gratuit ?")
     assert reply.startswith("sms:+33612345678 <- ")
+    assert "discord:alice <- 🎉 Léa a répondu à ton SMS" in reply
+    again = await story.say("sms:+33612345678 merci")
+    assert "discord:alice" not in again, "the member is told once"
     stats = await story.say("staff:marie /stats")
     assert "1 amené par un pair" in stats
 

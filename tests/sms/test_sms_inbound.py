@@ -49,8 +49,9 @@ async def invited(db: Database, **env: str) -> tuple[SmsService, int]:
 
 
 def only_text(replies: list[Reply], to: str = MOBILE) -> str:
-    [reply] = replies
-    assert reply.to.kind == "sms" and reply.to.id == to
+    # The one SMS answer (a relative's first reply also tells the inviting member, on Discord).
+    [reply] = [r for r in replies if r.to.kind == "sms"]
+    assert reply.to.id == to
     assert is_gsm(reply.text) and count_segments(reply.text).segments <= 2
     return reply.text
 
