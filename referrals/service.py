@@ -476,6 +476,20 @@ class ReferralService:
 
         return await self.db.write(run)
 
+    async def member_left(self, discord_id: str) -> bool:
+        """A member left the server: noted (a later rejoin is still not a new referral)."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "UPDATE participants SET left_at = ? WHERE discord_id = ? RETURNING id",
+                (now_iso(), discord_id),
+            ).fetchone()
+            if row is not None:
+                log_event(conn, "left", row[0])
+            return row is not None
+
+        return await self.db.write(run)
+
     async def event(self, kind: str, participant_id: int | None = None, **data: Any) -> None:
         """Append one event to the log."""
         await self.db.write(lambda conn: log_event(conn, kind, participant_id, **data))

@@ -144,6 +144,12 @@ class InvitesCog(RelaisCog):
             log.exception("member_join_failed")
 
     @commands.Cog.listener()
+    async def on_member_remove(self, member: discord.Member) -> None:
+        """Note that the member left; coming back later is a rejoin, not a new referral."""
+        if not member.bot:
+            await self.conversation.referrals.member_left(str(member.id))
+
+    @commands.Cog.listener()
     async def on_member_ban(self, guild: discord.Guild, user: discord.User) -> None:
         """A member banned from the server cannot use the bot any more."""
         await self.conversation.referrals.set_banned(str(user.id), True)

@@ -249,3 +249,22 @@ async def test_rejoin_is_not_a_new_referral(story: Story) -> None:
     assert "discord:alice" not in back, "a rejoin thanks nobody"
     stats = await story.say("staff:marie /stats")
     assert "2 participants, dont 1 amené par un pair" in stats
+
+
+async def test_leaving_and_coming_back(story: Story) -> None:
+    link = link_in(await story.say("discord:alice /parrainage"))
+    await story.say(f"join discord:bob via {link}")
+    assert await story.app.referrals.member_left("bob")
+    assert not await story.app.referrals.member_left("nobody")
+    left = await story.app.db.fetchone("SELECT left_at FROM participants WHERE discord_id = 'bob'")
+    assert left is not None and left[0]
+    await story.app.db.write(
+        lambda conn: conn.execute(
+            "UPDATE participants SET joined_at = '2026-01-01T00:00:00+00:00'"
+            " WHERE discord_id = 'bob'"
+        )
+    )
+    back = await story.say(f"join discord:bob via {link}")
+    assert "Re-bonjour" in back
+    again = await story.app.db.fetchone("SELECT left_at FROM participants WHERE discord_id = 'bob'")
+    assert again is not None and again[0] is None
