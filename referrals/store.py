@@ -200,7 +200,9 @@ class Database:
         self._pending.append((lambda conn: bound(conn, *args), future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await asyncio.shield(future)
+        # A caller cancelled while waiting only stops waiting: the write itself is in the batch
+        # and commits (or not) with it, so no shield is needed.
+        return await future
 
     async def _flush(self) -> None:
         while self._pending:
