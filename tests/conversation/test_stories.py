@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from harness import Story
+from console_session import Story
 
 from referrals import codes
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from sms_support import add_member, make_service, open_db
+from sms_support import add_member, make_service
 
 from bot.sms.gsm import count_segments, fit, is_gsm, to_gsm
 from bot.texts import Texts
@@ -110,15 +107,6 @@ def test_no_sms_key_is_forgotten() -> None:
     for lang in ("fr", "en"):
         keys = {k for k in texts.keys(lang) if k.startswith("sms.")}
         assert sent <= keys
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_db(tmp_path / "t.db")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 SENDERS = {

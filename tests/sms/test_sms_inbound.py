@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sms_support import (
@@ -17,7 +15,6 @@ from sms_support import (
     RecordingTransport,
     add_member,
     make_service,
-    open_db,
     paris,
 )
 
@@ -29,15 +26,6 @@ from referrals import codes
 from referrals.store import Database
 
 RELATIVE = Person("sms", MOBILE, "")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_db(tmp_path / "t.db")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def invited(db: Database, **env: str) -> tuple[SmsService, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,15 +22,6 @@ from sms_support import (
 from bot.ports import Person
 from bot.sms.service import SmsRefused, SmsSendError
 from referrals.store import Database
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_db(tmp_path / "t.db")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def refused(coro: object) -> str:

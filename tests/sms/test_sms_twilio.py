@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from sms_support import LINK, MOBILE, Clock, add_member, make_service, make_settings, open_db
+from sms_support import LINK, MOBILE, Clock, add_member, make_service, make_settings
 
 from bot.cli import CliError, Context
 from bot.sms.cli import cmd_sms_test
@@ -27,15 +27,6 @@ async def fake() -> AsyncIterator[FakeTwilio]:
         yield server
     finally:
         await server.close()
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_db(tmp_path / "t.db")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def twilio_env(fake: FakeTwilio, **extra: str) -> dict[str, str]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from fake_twilio import AUTH_TOKEN
-from sms_support import LINK, MOBILE, Clock, add_member, make_service, open_db, paris
+from sms_support import LINK, MOBILE, Clock, add_member, make_service, paris
 from twilio.request_validator import RequestValidator
 
 from bot.sms.service import SmsService
@@ -19,15 +18,6 @@ from referrals.store import Database
 
 PUBLIC = "https://relais.example.fr"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_db(tmp_path / "t.db")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

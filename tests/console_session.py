@@ -1,4 +1,7 @@
-"""Drive whole stories through the conversation engine, exactly as the console does."""
+"""Drive whole stories through the conversation engine, exactly as the console does.
+
+Shared by every test folder (``tests/`` is on ``sys.path`` through its conftest).
+"""
 
 from __future__ import annotations
 
@@ -14,21 +17,21 @@ from bot.settings import Settings, parse_quiet_hours
 class Story:
     """A console session in memory: ``await story.say(line)`` returns what the bot printed."""
 
-    def __init__(self, app: App, output: ConsoleOutput, buffer: io.StringIO) -> None:
+    def __init__(self, app: App, output: ConsoleOutput, buffer: io.StringIO, path: Path) -> None:
         self.app = app
         self.output = output
         self.buffer = buffer
+        self.path = path
 
     @classmethod
-    async def open(cls, tmp_path: Path, **overrides: object) -> Story:
+    async def open(cls, tmp_path: Path, name: str = "story.db", **overrides: object) -> Story:
         """A fresh database and engine; settings overridable (quiet hours off by default)."""
         settings = replace(Settings(), sms_quiet_hours=parse_quiet_hours(""), **overrides)
         buffer = io.StringIO()
         output = ConsoleOutput(buffer, tmp_path / "files", settings.discord_staff_channel)
-        app = await build_app(
-            settings, tmp_path / "story.db", transport=output, notifier=output, invites=output
-        )
-        return cls(app, output, buffer)
+        path = tmp_path / name
+        app = await build_app(settings, path, transport=output, notifier=output, invites=output)
+        return cls(app, output, buffer, path)
 
     async def say(self, line: str) -> str:
         """One console line; returns every message printed for it (SMS included)."""
