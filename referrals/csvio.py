@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -364,6 +365,27 @@ def import_rows(conn: sqlite3.Connection, text: str, tz: str = "UTC") -> int:
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
+def write_csv(
+    out: io.TextIOBase | io.StringIO,
+    header: tuple[str, ...],
+    cursor: sqlite3.Cursor,
+    row: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+    *,
+    delimiter: str = ",",
+    bom: bool = False,
+) -> int:
+    """Stream a query's rows as CSV (BOM and semicolons for French Excel); returns the count."""
+    if bom:
+        out.write("\ufeff")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(header)
+    count = 0
+    while batch := cursor.fetchmany(5000):
+        writer.writerows(row(record) for record in batch)
+        count += len(batch)
+    return count
+
+
 def export_rows(
     conn: sqlite3.Connection,
     out: io.TextIOBase | io.StringIO,
@@ -372,19 +394,15 @@ def export_rows(
     bom: bool = False,
 ) -> int:
     """Write every participant as a CSV row of SPEC §5; returns the number of rows."""
-    if bom:
-        out.write("\ufeff")
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    count = 0
     cursor = conn.execute(
         "SELECT p.ref, r.ref, p.joined_at, p.channel, p.kind, p.enrolled_at"
         " FROM participants p LEFT JOIN participants r ON r.id = p.referrer_id ORDER BY p.id"
     )
-    while batch := cursor.fetchmany(5000):
-        writer.writerows(
-            (ref, referrer or "", joined, channel, kind, enrolled or "")
-            for ref, referrer, joined, channel, kind, enrolled in batch
-        )
-        count += len(batch)
-    return count
+    return write_csv(
+        out,
+        COLUMNS,
+        cursor,
+        lambda r: (r[0], r[1] or "", r[2], r[3], r[4], r[5] or ""),
+        delimiter=delimiter,
+        bom=bom,
+    )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sqlite3
+
+from referrals.csvio import write_csv
 
 EVENT_COLUMNS = ("at", "kind", "participant", "other", "data")
 # Only these keys of an event's JSON data leave the database: none of them can hold a name,
@@ -21,23 +22,19 @@ def export_events(
     bom: bool = False,
 ) -> int:
     """Write every event as ``at, kind, participant ref, other ref, data``; returns the rows."""
-    if bom:
-        out.write("\ufeff")
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-    writer.writerow(EVENT_COLUMNS)
-    count = 0
     cursor = conn.execute(
         "SELECT e.at, e.kind, p.ref, o.ref, e.data FROM events e"
         " LEFT JOIN participants p ON p.id = e.participant_id"
         " LEFT JOIN participants o ON o.id = e.other_id ORDER BY e.id"
     )
-    while batch := cursor.fetchmany(5000):
-        writer.writerows(
-            (at, kind, ref or "", other or "", _safe_data(data))
-            for at, kind, ref, other, data in batch
-        )
-        count += len(batch)
-    return count
+    return write_csv(
+        out,
+        EVENT_COLUMNS,
+        cursor,
+        lambda r: (r[0], r[1], r[2] or "", r[3] or "", _safe_data(r[4])),
+        delimiter=delimiter,
+        bom=bom,
+    )
 
 
 def _safe_data(data: str | None) -> str:
