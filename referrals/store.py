@@ -95,6 +95,18 @@ def run_write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -
     return result
 
 
+async def _connect(path: Path) -> aiosqlite.Connection:
+    """An aiosqlite connection; when opening fails, its thread is let finish before raising."""
+    connection = aiosqlite.connect(str(path), isolation_level=None)
+    try:
+        return await connection
+    except BaseException:
+        # aiosqlite stops its worker thread on failure; wait for it while the loop still runs,
+        # or it reports "Event loop is closed" after the command has exited.
+        await asyncio.to_thread(connection._thread.join, 5)
+        raise
+
+
 def _configure_reader(conn: sqlite3.Connection) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -147,7 +159,7 @@ class Database:
     async def open(cls, path: Path | str) -> Database:
         """Open (creating and migrating as needed) the database file."""
         path = Path(path)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn = await _connect(path)
         db = cls(conn, path)
         try:
             await db.call(configure_connection)
@@ -182,7 +194,7 @@ class Database:
         if self._reader is None:
             async with self._reader_lock:
                 if self._reader is None:
-                    reader = await aiosqlite.connect(str(self.path), isolation_level=None)
+                    reader = await _connect(self.path)
                     await reader._execute(_configure_reader, reader._conn)
                     self._reader = reader
         return self._reader

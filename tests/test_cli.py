@@ -116,6 +116,21 @@ def test_process_exits_promptly_on_a_non_sqlite_db(workdir: Path) -> None:
     assert "Traceback" not in done.stderr and "notes.db" in done.stderr
 
 
+def test_database_in_a_missing_folder(workdir: Path) -> None:
+    # Regression: aiosqlite's thread reported "Event loop is closed" after the message.
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "stats", "--db", "missing/relais.db"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent)},
+    )
+    assert done.returncode == 2
+    assert "missing/relais.db" in done.stderr
+    assert "Traceback" not in done.stderr and "Event loop" not in done.stderr
+
+
 def test_unknown_command_is_a_usage_error(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
