@@ -74,6 +74,8 @@ class Texts:
         self.env.filters["number"] = _number
         self.env.filters["percent"] = _percent
         self.globals: dict[str, Any] = {}
+        # Compiled once: the catalogs are read at start (a restart picks up edited texts).
+        self._templates: dict[tuple[str, str], jinja2.Template] = {}
 
     def _source(self, name: str) -> tuple[str, None, Callable[[], bool]] | None:
         lang, _, key = name.partition("/")
@@ -101,7 +103,9 @@ class Texts:
             lang = self.default_lang if key in self.catalogs[self.default_lang] else "fr"
         if key not in self.catalogs[lang]:
             raise MessageCatalogError(f"missing message {key!r}")
-        template = self.env.get_template(f"{lang}/{key}")
+        template = self._templates.get((lang, key))
+        if template is None:
+            template = self._templates[lang, key] = self.env.get_template(f"{lang}/{key}")
         return template.render(**self.globals, **params).strip()
 
     def keys(self, lang: str) -> list[str]:
