@@ -55,7 +55,7 @@ EXAMPLE_WEIGHT = 0.5
 KEYWORD_TF = 2.0
 FUZZY_CUTOFF = 84.0
 # Weight of a word the knowledge base does not know, relative to the rarest known word.
-UNKNOWN_WEIGHT = 0.6
+UNKNOWN_WEIGHT = 1.0
 FUZZY_MIN_LEN = 4
 SMS_LIMIT = 306  # two concatenated GSM-7 segments
 SMS_FIELD_LIMIT = 300
