@@ -310,7 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # The console's stdout is the conversation: keep its log quiet unless something goes wrong.
-    configure_logging(logging.WARNING if args.command == "console" else logging.INFO)
+    # The services log on stdout (what containers and journald collect); every other command
+    # keeps stdout for its own output (CSV, JSON, answers) and logs on stderr.
+    service = args.command in {"run", "serve"}
+    configure_logging(
+        logging.WARNING if args.command == "console" else logging.INFO,
+        stream=sys.stdout if service else sys.stderr,
+    )
     try:
         settings = load_settings()
     except ConfigError as exc:

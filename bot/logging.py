@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -86,11 +86,17 @@ def _format_exception_without_locals(
     return event
 
 
-def configure_logging(level: int = logging.INFO, *, json: bool | None = None) -> None:
-    """Configure structlog and route the standard library's logs (discord.py) through it."""
+def configure_logging(
+    level: int = logging.INFO, *, json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """Configure structlog and route the standard library's logs (discord.py) through it.
+
+    Logs go to ``stream`` (default stderr): JSON lines unless it is a terminal.
+    """
     global _configured
+    stream = stream or sys.stderr
     if json is None:
-        json = not sys.stderr.isatty()
+        json = not stream.isatty()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -120,7 +126,7 @@ def configure_logging(level: int = logging.INFO, *, json: bool | None = None) ->
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -96,7 +96,10 @@ async def test_relais_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         stdout, _stderr = await asyncio.wait_for(process.communicate(), 15)
         assert process.returncode == 0
-        assert stdout == b""
+        # The service's stdout is its log: JSON lines only, the shutdown logged.
+        lines = stdout.decode().splitlines()
+        assert lines and all(line.startswith("{") for line in lines)
+        assert any('"event": "web_stopping"' in line for line in lines)
     finally:
         if process.returncode is None:
             process.kill()
