@@ -44,11 +44,12 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 def intents() -> discord.Intents:
-    """Guilds, members (join attribution, staff roles in DMs), invites, DMs; no message content."""
+    """Guilds, members (join attribution, staff roles in DMs), invites, bans, DMs; no content."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.members = True
     wanted.invites = True
+    wanted.moderation = True  # on_member_ban / on_member_unban: banned members lose the bot
     wanted.dm_messages = True
     wanted.guild_messages = False
     return wanted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from unittest.mock import AsyncMock
 
 import discord
@@ -116,3 +117,37 @@ def test_every_engine_button_id_is_a_persistent_custom_id(custom_id: str) -> Non
 def test_intents_need_no_message_content() -> None:
     wanted = intents()
     assert wanted.members and wanted.dm_messages and not wanted.message_content
+    # Bans reach the bot only with the moderation intent (not privileged).
+    assert wanted.moderation
+
+
+async def test_a_server_ban_bans_from_the_bot(tmp_path: Path) -> None:
+    import io
+    from unittest.mock import MagicMock
+
+    from bot.app import build_app
+    from bot.console import ConsoleOutput
+    from bot.ports import Person
+    from bot.settings import Settings
+
+    output = ConsoleOutput(io.StringIO(), tmp_path, "staff")
+    app = await build_app(
+        Settings(), tmp_path / "b.db", transport=output, notifier=output, invites=output
+    )
+    try:
+        bot = RelaisBot(Settings(), app)
+        await bot.load_extension("bot.cogs.invites")
+        cog = bot.get_cog("InvitesCog")
+        assert cog is not None
+        person = Person("discord", "4242", "kim")
+        await app.conversation.command(person, "parrainage", {})
+        user = MagicMock(spec=discord.User)
+        user.id = 4242
+        await cog.on_member_ban(MagicMock(spec=discord.Guild), user)
+        refused = await app.conversation.command(person, "parrainage", {})
+        assert refused[0].text == app.texts.render("limits.banned", "fr")
+        await cog.on_member_unban(MagicMock(spec=discord.Guild), user)
+        again = await app.conversation.command(person, "parrainage", {})
+        assert "Ton code" in again[0].text
+    finally:
+        await app.close()
