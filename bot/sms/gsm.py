@@ -48,6 +48,7 @@ _REPLACEMENTS = {
     "Œ": "OE",
     "ç": "c",
     "•": "-",
+    "·": "",  # inclusive writing (venu·e): "venue" reads better than "venu.e"
 }
 
 
@@ -101,6 +102,11 @@ def to_gsm(text: str) -> str:
     text = "".join(out)
     text = re.sub(r"[ ]{2,}", " ", text)
     return re.sub(r" *\n *", "\n", text).strip()
+
+
+def septets(text: str) -> int:
+    """GSM-7 septets a text takes (extension characters count two)."""
+    return sum(2 if ch in GSM_EXTENSION else 1 for ch in text)
 
 
 def clean_value(value: str | None, limit: int) -> str:
