@@ -201,29 +201,19 @@ class Guard:
         if person.staff:
             return None
         conv = self.conv
+        identity: dict[str, str]
         if person.channel == "sms":
             if classify(text) is not None:
                 return None  # STOP, START, AIDE... always work
             actions = ["sms", "message"]
-            verdict = await conv.db.write(
-                screen_in_db,
-                person_tag(person.key),
-                actions,
-                self.clock(),
-                self.limits,
-                phone_hash=conv.sms.hash(canonical(person.id)),
-            )
+            identity = {"phone_hash": conv.sms.hash(canonical(person.id))}
         else:
             action = ENTRY_ACTIONS.get(entry)
             actions = [action, "message"] if action else ["message"]
-            verdict = await conv.db.write(
-                screen_in_db,
-                person_tag(person.key),
-                actions,
-                self.clock(),
-                self.limits,
-                discord_id=person.id,
-            )
+            identity = {"discord_id": person.id}
+        verdict = await conv.db.write(
+            screen_in_db, person_tag(person.key), actions, self.clock(), self.limits, **identity
+        )
         if verdict.banned:
             log.info("banned_refused", entry=entry)
             return [conv.reply(person, "limits.banned", conv.lang(person))]
