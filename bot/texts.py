@@ -106,7 +106,11 @@ class Texts:
         template = self._templates.get((lang, key))
         if template is None:
             template = self._templates[lang, key] = self.env.get_template(f"{lang}/{key}")
-        return template.render(**self.globals, **params).strip()
+        # Rendered in a context holding only our values (shared=True): merging jinja's default
+        # globals into every context cost more than the rendering itself. The message catalogs
+        # use filters and their own variables only.
+        context = template.new_context({**self.globals, **params}, shared=True)
+        return self.env.concat(template.root_render_func(context)).strip()  # type: ignore[attr-defined]
 
     def keys(self, lang: str) -> list[str]:
         """Every message key of a language."""
