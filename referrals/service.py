@@ -134,11 +134,16 @@ def insert_participant(
     campaign_id: int | None = None,
     channel: str = "unknown",
     enrolled_at: str | None = None,
+    referrer: Participant | None = None,
 ) -> Participant:
-    """Create a participant with its source; wave and root come from the referrer."""
+    """Create a participant with its source; wave and root come from the referrer.
+
+    ``referrer`` may be passed when the caller has already read it.
+    """
     wave, root_id, delay = 0, None, None
     if referrer_id is not None:
-        referrer = get_participant(conn, referrer_id)
+        if referrer is None or referrer.id != referrer_id:
+            referrer = get_participant(conn, referrer_id)
         wave, root_id = referrer.wave + 1, referrer.root_id
         delay = delay_seconds(joined_at, referrer.joined_at)
     source_set_at = joined_at if (referrer_id or campaign_id) else None
@@ -337,16 +342,17 @@ class ReferralService:
                 return JoinResult(existing, False, None, None)
             if link_code is not None:
                 link = conn.execute(
-                    "SELECT participant_id, campaign_id, kind FROM links WHERE code = ?",
+                    "UPDATE links SET uses = uses + 1 WHERE code = ?"
+                    " RETURNING participant_id, campaign_id, kind",
                     (link_code,),
                 ).fetchone()
                 if link is not None:
-                    conn.execute("UPDATE links SET uses = uses + 1 WHERE code = ?", (link_code,))
                     referrer_id, campaign_id = link["participant_id"], link["campaign_id"]
                     channel = "discord_invite" if link["kind"] == "discord_invite" else "link"
             campaign = get_campaign(conn, campaign_id) if campaign_id else None
             if campaign is not None and referrer_id is None:
                 channel = f"campaign:{campaign.code}"
+            referrer = get_participant(conn, referrer_id) if referrer_id else None
             created = insert_participant(
                 conn,
                 joined_at=now_iso(),
@@ -356,8 +362,8 @@ class ReferralService:
                 referrer_id=referrer_id,
                 campaign_id=None if referrer_id else campaign_id,
                 channel=channel,
+                referrer=referrer,
             )
-            referrer = get_participant(conn, referrer_id) if referrer_id else None
             return JoinResult(created, True, referrer, campaign if not referrer_id else None)
 
         return await self.db.write(run)

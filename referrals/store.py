@@ -113,6 +113,18 @@ def _configure_reader(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA query_only = ON")
 
 
+class _Call:
+    """A write function with its arguments, called with the connection first."""
+
+    __slots__ = ("args", "fn", "kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return self.fn(conn, *self.args, **self.kwargs)
+
+
 def run_batch(
     conn: sqlite3.Connection, functions: list[Callable[[sqlite3.Connection], Any]]
 ) -> list[tuple[bool, Any]]:
@@ -208,8 +220,7 @@ class Database:
         ``BEGIN IMMEDIATE`` transaction in one round-trip, as before.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        bound = functools.partial(fn, **kwargs) if kwargs else fn
-        self._pending.append((lambda conn: bound(conn, *args), future))
+        self._pending.append((_Call(fn, args, kwargs), future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         # A caller cancelled while waiting only stops waiting: the write itself is in the batch
