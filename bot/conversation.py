@@ -32,6 +32,7 @@ SMS_LIMIT = 1600
 INPUT_LIMIT = 2000
 YES = {"oui", "o", "yes", "y", "ok", "ouais", "yep", "d'accord", "daccord", "dac", "si"}
 NO = {"non", "n", "no", "nope", "annuler", "cancel", "stop"}
+_INVITE_RE = re.compile(r"(?:https?://)?discord\.gg/([A-Za-z0-9-]+)/?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -295,6 +296,9 @@ class Conversation:
         """A Discord invite URL gives its invite code; other links are resolved by code."""
         if not link:
             return None, None, None
+        fast = _INVITE_RE.match(link.strip())
+        if fast:  # the usual form, without a full URL parse (a viral burst is mostly these)
+            return fast.group(1), None, None
         try:
             parsed = urlparse(link.strip() if "://" in link else "https://" + link.strip())
             host = (parsed.hostname or "").lower()
