@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint format bench clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "Installing Relais and its dependencies in $(VENV) (first run only, about a minute)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -qq --upgrade pip
+	@$(BIN)/python -m pip install -qq -e '.[dev]'
+	@touch $(STAMP)
 
 run: $(STAMP)
 	@if [ -n "$$DISCORD_TOKEN" ] || grep -Eq '^DISCORD_TOKEN=.+' .env 2>/dev/null; then \
