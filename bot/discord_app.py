@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -245,7 +244,7 @@ async def run_bot(ctx: Context) -> int:
     app = await build_app(
         settings, ctx.db_path, transport=transport, notifier=notifier, invites=invites
     )
-    dev_sync = os.environ.get("RELAIS_DEV_SYNC", "").strip().lower() in {"1", "true", "yes"}
+    dev_sync = settings.dev_sync
     bot = RelaisBot(settings, app, dev_sync=dev_sync, notifier=notifier)
     invites.bind(bot)
     stop = asyncio.Event()

@@ -104,6 +104,7 @@ class Settings:
     sms_daily_budget: int = 200
     sms_reinvite_days: int = 180
     programme_name: str = "Relais"
+    dev_sync: bool = False  # sync the slash commands to DISCORD_GUILD_ID at each start
     retention_inactive_days: int = 1095
     retention_questions_days: int = 90
     backup_dir: Path | None = None
@@ -166,6 +167,7 @@ _ATTRIBUTE = {
     "SMS_DAILY_BUDGET": "sms_daily_budget",
     "SMS_REINVITE_DAYS": "sms_reinvite_days",
     "RELAIS_PROGRAMME_NAME": "programme_name",
+    "RELAIS_DEV_SYNC": "dev_sync",
     "DISCORD_CLIENT_ID": "discord_client_id",
     "DISCORD_CLIENT_SECRET": "discord_client_secret",
     "DISCORD_API_URL": "discord_api_url",
@@ -250,4 +252,8 @@ def load_settings(
             kwargs[_ATTRIBUTE[name]] = _int(name, value, 1)
     if (value := get("BACKUP_DIR")) is not None:
         kwargs["backup_dir"] = Path(value)
+    if (value := get("RELAIS_DEV_SYNC")) is not None:
+        if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
+            raise ConfigError("config.bad_value", name="RELAIS_DEV_SYNC", value=value)
+        kwargs["dev_sync"] = value.lower() in {"1", "true", "yes", "oui"}
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -9,8 +9,8 @@ from bot.settings import VARIABLES, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / ".env.example"
-# Read by one component straight from the environment, not through Settings.
-EXTRA_VARIABLES = {"RELAIS_DEV_SYNC"}
+# Read by one component straight from the environment, not through Settings (none left).
+EXTRA_VARIABLES: set[str] = set()
 
 
 def assignments() -> dict[str, bool]:
