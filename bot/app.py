@@ -46,7 +46,7 @@ async def build_app(
     texts = Texts(messages_dir, default_lang=settings.lang)
     db = await Database.open(db_path)
     try:
-        faq = FaqEngine.load(messages_dir)
+        faq = FaqEngine.load(messages_dir, lang=settings.lang)
         referrals = ReferralService(db)
         sms = SmsService(db, settings, texts, transport, notifier, faq=faq)
         await sms.start()

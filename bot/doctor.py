@@ -611,12 +611,12 @@ def _placeholders(value: Any, path: str = "") -> list[str]:
     return []
 
 
-def check_content(messages_dir: Path, report: Report) -> None:
+def check_content(messages_dir: Path, report: Report, lang: str = "fr") -> None:
     """The knowledge base (as ``relais faq check``) and the programme facts."""
     from bot.faq import check_knowledge_base
 
     try:
-        problems = check_knowledge_base(messages_dir)
+        problems = check_knowledge_base(messages_dir, lang=lang)
     except Exception as exc:  # a broken file must be reported, not crash the doctor
         problems = [f"{messages_dir}: {exc}"]
     for problem in problems[:MAX_KB_PROBLEMS]:
@@ -677,7 +677,7 @@ def diagnose(
     db_path = Path(db_arg) if db_arg else settings.db_path
     check_database(db_path, values, report)
     check_retention_and_backups(settings, report)
-    check_content(messages_dir, report)
+    check_content(messages_dir, report, settings.lang)
     return report, settings
 
 

@@ -465,29 +465,62 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _read_yaml(path: Path, root: Path, problems: list[str]) -> Any:
+class _Problems(list[str]):
+    """Problems found while loading, each rendered from ``messages/<lang>/kbcheck.yaml``."""
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        self.lang = lang
+
+    def say(self, key: str, /, **params: Any) -> str:
+        """One problem sentence (or a part of one) in the staff's language."""
+        from bot.texts import Texts
+
+        global _TEXTS
+        if _TEXTS is None:
+            _TEXTS = Texts()
+        return _TEXTS.render(f"kbcheck.{key}", self.lang, **params)
+
+    def add(self, key: str, /, **params: Any) -> None:
+        """Record one problem."""
+        self.append(self.say(key, **params))
+
+    def child(self) -> _Problems:
+        """An empty list that speaks the same language."""
+        return _Problems(self.lang)
+
+
+_TEXTS: Any = None  # the message catalogs, read on the first problem only
+
+
+def _read_yaml(path: Path, root: Path, problems: _Problems) -> Any:
     """Parse one YAML file, recording a problem when it is invalid."""
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problems.append(f"{_display(path, root)}: invalid YAML{where}, the file cannot be read.")
+        line = mark.line + 1 if mark is not None else None
+        problems.add("invalid_yaml", file=_display(path, root), line=line)
     except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{_display(path, root)}: cannot be read ({exc}).")
+        problems.add("unreadable", file=_display(path, root), reason=str(exc))
     return None
 
 
 def _template_problems(
-    source: str, env: jinja2.Environment, facts: dict[str, Any], allowed: set[str]
+    source: str,
+    env: jinja2.Environment,
+    facts: dict[str, Any],
+    allowed: set[str],
+    problems: _Problems,
 ) -> list[str]:
     """Problems in one template: syntax errors, and variables that are neither facts nor allowed."""
+    say = problems.say
     try:
         ast = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        return [f"template error at line {exc.lineno}: {exc.message}"]
-    problems = [
-        f"unknown variable '{name}'"
+        return [say("template_syntax", line=exc.lineno, message=exc.message or "")]
+    found = [
+        say("unknown_variable", name=name)
         for name in sorted(meta.find_undeclared_variables(ast) - {"facts"} - allowed)
     ]
     for node in ast.find_all(nodes.Getattr):
@@ -499,10 +532,9 @@ def _template_problems(
             if isinstance(value, dict) and part in value:
                 value = value[part]
                 continue
-            name = "facts." + ".".join(path[: i + 1])
-            problems.append(f"unknown variable '{name}' (not in facts.yaml)")
+            found.append(say("unknown_fact", name="facts." + ".".join(path[: i + 1])))
             break
-    return list(dict.fromkeys(problems))
+    return list(dict.fromkeys(found))
 
 
 def _facts_path(node: nodes.Getattr) -> list[str] | None:
@@ -539,16 +571,20 @@ def _string_list(value: Any) -> list[str] | None:
 
 
 def _load_language(
-    messages_dir: Path, lang: str, raw_facts: dict[str, Any], env: jinja2.Environment
-) -> tuple[dict[str, FaqEntry], dict[str, Any], dict[str, Any], list[str]]:
+    messages_dir: Path,
+    lang: str,
+    raw_facts: dict[str, Any],
+    env: jinja2.Environment,
+    problems: _Problems,
+) -> tuple[dict[str, FaqEntry], dict[str, Any], dict[str, Any], _Problems]:
     """Read and validate the entries, lexicon and unknown-answer texts of one language."""
-    problems: list[str] = []
+    problems = problems.child()
     facts = _facts_for(raw_facts, lang)
     folder = messages_dir / lang / "faq"
     entries: dict[str, FaqEntry] = {}
     origin: dict[str, str] = {}
     if not folder.is_dir():
-        problems.append(f"{_display(folder, messages_dir)}: knowledge base folder is missing.")
+        problems.add("folder_missing", file=_display(folder, messages_dir))
         return entries, {}, {}, problems
     for path in sorted(folder.glob("*.y*ml")):
         if path.name.startswith("_"):
@@ -558,124 +594,123 @@ def _load_language(
         data = _read_yaml(path, messages_dir, problems)
         if data is None:
             if len(problems) == before:
-                problems.append(f"{shown}: the file is empty.")
+                problems.add("empty_file", file=shown)
             continue
         for position, item in enumerate(_iter_entry_dicts(data), start=1):
-            entry, entry_problems = _parse_entry(item, shown, position, lang, facts, env)
+            entry, entry_problems = _parse_entry(
+                item, shown, position, lang, facts, env, problems.child()
+            )
             problems.extend(entry_problems)
             if entry is None:
                 continue
             if entry.id in entries:
-                problems.append(
-                    f"{shown}, entry '{entry.id}': duplicate id, "
-                    f"already defined in {origin[entry.id]}."
-                )
+                problems.add("duplicate", file=shown, id=entry.id, first=origin[entry.id])
                 continue
             entries[entry.id] = entry
             origin[entry.id] = shown
     for required in REQUIRED_IDS:
         if required not in entries:
-            problems.append(
-                f"{_display(folder, messages_dir)}: required entry '{required}' is missing."
-            )
+            problems.add("required_missing", file=_display(folder, messages_dir), id=required)
     lexicon: dict[str, Any] = {}
     lexicon_path = folder / LEXICON_FILE
     if lexicon_path.exists():
+        shown_lexicon = _display(lexicon_path, messages_dir)
         data = _read_yaml(lexicon_path, messages_dir, problems)
         if data is not None and not isinstance(data, dict):
-            problems.append(f"{_display(lexicon_path, messages_dir)}: expected a mapping.")
+            problems.add("expected_mapping", file=shown_lexicon)
         elif isinstance(data, dict):
             lexicon = data
             for key in ("abbreviations", "phrases", "synonyms"):
                 if not isinstance(lexicon.get(key) or {}, dict):
-                    problems.append(
-                        f"{_display(lexicon_path, messages_dir)}: '{key}' must be a mapping."
-                    )
+                    problems.add("lexicon_mapping", file=shown_lexicon, key=key)
                     lexicon[key] = {}
             for key in ("stopwords", "elisions", "other_words"):
                 if _string_list(lexicon.get(key)) is None:
-                    problems.append(
-                        f"{_display(lexicon_path, messages_dir)}: '{key}' must be a list of words."
-                    )
+                    problems.add("lexicon_words", file=shown_lexicon, key=key)
                     lexicon[key] = []
             for concept, words in (lexicon.get("synonyms") or {}).items():
                 if _string_list(words) is None:
-                    problems.append(
-                        f"{_display(lexicon_path, messages_dir)}, synonyms '{concept}': "
-                        "expected a list of words."
-                    )
+                    problems.add("synonyms_words", file=shown_lexicon, concept=concept)
                     lexicon["synonyms"][concept] = []
     unknown: dict[str, Any] = {}
     unknown_path = folder / UNKNOWN_FILE
     shown_unknown = _display(unknown_path, messages_dir)
     if not unknown_path.exists():
-        problems.append(f"{shown_unknown}: missing (text used when the bot is not sure).")
+        problems.add("unknown_missing", file=shown_unknown)
     else:
         data = _read_yaml(unknown_path, messages_dir, problems)
         if isinstance(data, dict) and isinstance(data.get("answer"), str) and data["answer"]:
             unknown = data
             for key in ("answer", "sms"):
                 if isinstance(data.get(key), str):
-                    for problem in _template_problems(data[key], env, facts, {"suggestions"}):
-                        problems.append(f"{shown_unknown}, field '{key}': {problem}.")
+                    for problem in _template_problems(
+                        data[key], env, facts, {"suggestions"}, problems
+                    ):
+                        problems.add("field", where=shown_unknown, key=key, problem=problem)
         elif data is not None:
-            problems.append(f"{shown_unknown}: an 'answer' text is required.")
+            problems.add("unknown_answer_required", file=shown_unknown)
     return entries, lexicon, unknown, problems
 
 
 def _parse_entry(
-    item: Any, shown: str, position: int, lang: str, facts: dict[str, Any], env: jinja2.Environment
-) -> tuple[FaqEntry | None, list[str]]:
-    """Validate one entry mapping and render its texts."""
+    item: Any,
+    shown: str,
+    position: int,
+    lang: str,
+    facts: dict[str, Any],
+    env: jinja2.Environment,
+    problems: _Problems,
+) -> tuple[FaqEntry | None, _Problems]:
+    """Validate one entry mapping and render its texts; ``problems`` starts empty."""
     if not isinstance(item, dict):
-        return None, [f"{shown}, entry #{position}: expected a mapping with id, title and answer."]
+        problems.add("entry_not_mapping", file=shown, position=position)
+        return None, problems
     entry_id = item.get("id")
     if not isinstance(entry_id, str) or not entry_id.strip():
-        return None, [f"{shown}, entry #{position}: missing 'id'."]
+        problems.add("entry_no_id", file=shown, position=position)
+        return None, problems
     entry_id = entry_id.strip()
-    where = f"{shown}, entry '{entry_id}'"
-    problems: list[str] = []
+    where = problems.say("where_entry", file=shown, id=entry_id)
     kind = item.get("kind", "answer")
     if kind not in KINDS:
-        problems.append(f"{where}: unknown kind '{kind}' (expected one of {', '.join(KINDS)}).")
+        problems.add("unknown_kind", where=where, kind=kind, kinds=", ".join(KINDS))
     answer = item.get("answer")
     if not isinstance(answer, str) or not answer.strip():
-        problems.append(f"{where}: missing answer.")
+        problems.add("missing_answer", where=where)
     title = item.get("title")
     if not isinstance(title, str) or not title.strip():
-        problems.append(f"{where}: missing title.")
+        problems.add("missing_title", where=where)
     examples = _string_list(item.get("examples"))
     keywords = _string_list(item.get("keywords"))
     synonyms = _string_list(item.get("synonyms"))
     for name, value in (("examples", examples), ("keywords", keywords), ("synonyms", synonyms)):
         if value is None:
-            problems.append(f"{where}: '{name}' must be a list of phrases.")
+            problems.add("not_phrase_list", where=where, name=name)
     if not (examples or keywords):
-        problems.append(f"{where}: no examples nor keywords, it could never be matched.")
+        problems.add("never_matched", where=where)
     sms = item.get("sms")
     if sms is not None and not isinstance(sms, str):
-        problems.append(f"{where}: 'sms' must be a text.")
+        problems.add("sms_not_text", where=where)
         sms = None
     if isinstance(sms, str):
         bad = sorted({ch for ch in sms if not is_gsm(ch)})
         if bad:
-            problems.append(f"{where}: 'sms' has characters outside GSM-7: {' '.join(bad)}.")
+            problems.add("sms_not_gsm", where=where, chars=" ".join(bad))
         if len(sms) > SMS_FIELD_LIMIT:
-            problems.append(
-                f"{where}: 'sms' is {len(sms)} characters long (max {SMS_FIELD_LIMIT})."
-            )
+            problems.add("sms_too_long", where=where, length=len(sms), limit=SMS_FIELD_LIMIT)
     rendered: dict[str, str] = {}
     for key, source in (("title", title), ("answer", answer), ("sms", sms)):
         if not isinstance(source, str) or not source.strip():
             continue
-        template_problems = _template_problems(source, env, facts, set())
+        template_problems = _template_problems(source, env, facts, set(), problems)
         if template_problems:
-            problems.extend(f"{where}, field '{key}': {p}." for p in template_problems)
+            for problem in template_problems:
+                problems.add("field", where=where, key=key, problem=problem)
             continue
         try:
             rendered[key] = env.from_string(source).render(facts=facts).strip()
         except jinja2.TemplateError as exc:
-            problems.append(f"{where}, field '{key}': cannot be rendered ({exc}).")
+            problems.add("cannot_render", where=where, key=key, reason=str(exc))
     if problems:
         return None, problems
     entry = FaqEntry(
@@ -689,35 +724,35 @@ def _parse_entry(
         keywords=tuple([*(keywords or ()), *(synonyms or ())]),
         source=shown,
     )
-    return entry, []
+    return entry, problems
 
 
-def _load_facts(facts_path: Path, messages_dir: Path, problems: list[str]) -> dict[str, Any]:
+def _load_facts(facts_path: Path, messages_dir: Path, problems: _Problems) -> dict[str, Any]:
     """Read the programme facts file (missing file: no facts)."""
     if not facts_path.exists():
-        problems.append(f"{_display(facts_path, messages_dir)}: programme facts file is missing.")
+        problems.add("facts_missing", file=_display(facts_path, messages_dir))
         return {}
     data = _read_yaml(facts_path, messages_dir, problems)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        problems.append(f"{_display(facts_path, messages_dir)}: expected a mapping of facts.")
+        problems.add("facts_not_mapping", file=_display(facts_path, messages_dir))
         return {}
     return data
 
 
 def _load_all(
-    messages_dir: Path, facts_path: Path | None
+    messages_dir: Path, facts_path: Path | None, problem_lang: str = "en"
 ) -> tuple[dict[str, _LangIndex], list[str]]:
-    """Load every language; return the indexes and the problems found."""
+    """Load every language; return the indexes and the problems found (in ``problem_lang``)."""
     messages_dir = Path(messages_dir)
-    problems: list[str] = []
+    problems = _Problems(problem_lang)
     raw_facts = _load_facts(facts_path or messages_dir / "facts.yaml", messages_dir, problems)
     env = _environment()
     indexes: dict[str, _LangIndex] = {}
     for lang in LANGS:
         entries, lexicon, unknown, lang_problems = _load_language(
-            messages_dir, lang, raw_facts, env
+            messages_dir, lang, raw_facts, env, problems
         )
         problems.extend(lang_problems)
         if not lang_problems:
@@ -726,9 +761,12 @@ def _load_all(
     return indexes, problems
 
 
-def check_knowledge_base(messages_dir: Path, facts_path: Path | None = None) -> list[str]:
-    """Every problem in the knowledge base, one sentence each naming the file and entry."""
-    return _load_all(Path(messages_dir), facts_path)[1]
+def check_knowledge_base(
+    messages_dir: Path, facts_path: Path | None = None, lang: str = "en"
+) -> list[str]:
+    """Every problem in the knowledge base, one sentence each (in ``lang``) naming the file and
+    entry."""
+    return _load_all(Path(messages_dir), facts_path, lang)[1]
 
 
 # --------------------------------------------------------------------------- engine
@@ -742,9 +780,12 @@ class FaqEngine:
         self._indexes = indexes
 
     @classmethod
-    def load(cls, messages_dir: Path, facts_path: Path | None = None) -> FaqEngine:
-        """Load and index messages/<lang>/faq; raise KnowledgeBaseError on any invalid file."""
-        indexes, problems = _load_all(Path(messages_dir), facts_path)
+    def load(
+        cls, messages_dir: Path, facts_path: Path | None = None, lang: str = "en"
+    ) -> FaqEngine:
+        """Load and index messages/<lang>/faq; raise KnowledgeBaseError (its problems in
+        ``lang``) on any invalid file."""
+        indexes, problems = _load_all(Path(messages_dir), facts_path, lang)
         if problems:
             raise KnowledgeBaseError(problems)
         return cls(indexes)

@@ -15,7 +15,7 @@ async def cmd_faq_ask(ctx: Any) -> int:
     from bot.cli import CliError
 
     try:
-        engine = await asyncio.to_thread(FaqEngine.load, MESSAGES_DIR)
+        engine = await asyncio.to_thread(FaqEngine.load, MESSAGES_DIR, None, ctx.settings.lang)
     except KnowledgeBaseError as exc:
         raise CliError(str(exc)) from exc
     if ctx.args.question is not None:
@@ -30,7 +30,7 @@ async def cmd_faq_ask(ctx: Any) -> int:
 
 async def cmd_faq_check(ctx: Any) -> int:
     """Validate the knowledge base; non-zero exit naming the file and entry at fault."""
-    problems = await asyncio.to_thread(check_knowledge_base, MESSAGES_DIR)
+    problems = await asyncio.to_thread(check_knowledge_base, MESSAGES_DIR, None, ctx.settings.lang)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -96,7 +96,7 @@ class Texts:
         """True when the key exists in this language."""
         return key in self.catalogs.get(lang or self.default_lang, {})
 
-    def render(self, key: str, lang: str | None = None, **params: Any) -> str:
+    def render(self, key: str, lang: str | None = None, /, **params: Any) -> str:
         """Render a message key in ``lang`` (falling back to the default language)."""
         lang = lang if lang in LANGS else self.default_lang
         if key not in self.catalogs[lang]:

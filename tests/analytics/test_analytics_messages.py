@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from message_samples import CAMPAIGN, ROW
 
 from bot.texts import LANGS, Texts
 
 TEXTS = Texts()
-CAMPAIGN = {
-    "code": "VAN-NANTES",
-    "channel": "van",
-    "direct": 12,
-    "brought_in": 30,
-    "total": 42,
-    "enrollment_rate": 0.25,
-}
-ROW = {
-    "group": "source",
-    "name": "peer",
-    "participants": 40,
-    "share_brought_someone": 0.3,
-    "mean_subtree_size": 1.8,
-    "enrollment_rate": 0.2,
-}
 # Samples for every variable of the analytics texts (also what a shared template test needs).
 SAMPLES = {
     "campaigns": [CAMPAIGN] * 9,

@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2.meta
 import pytest
+from message_samples import CAMPAIGN, ROW
 
 from bot.texts import LANGS, Texts
 from referrals.stats import compute  # noqa: F401  (the shape of ``s`` below follows it)
@@ -42,23 +43,6 @@ STATS = {
         "opted_out": 1,
         "conversion": 0.3,
     },
-}
-
-CAMPAIGN = {
-    "code": "VAN-NANTES",
-    "channel": "van",
-    "direct": 12,
-    "brought_in": 30,
-    "total": 42,
-    "enrollment_rate": 0.25,
-}
-ROW = {
-    "group": "source",
-    "name": "peer",
-    "participants": 40,
-    "share_brought_someone": 0.3,
-    "mean_subtree_size": 1.8,
-    "enrollment_rate": 0.2,
 }
 
 BY_NAME: dict[str, Any] = {
@@ -154,6 +138,14 @@ BY_NAME: dict[str, Any] = {
     "ref": "p-1a2b3c4d5e",
     "their_lang": "fr",
     "id": 42,
+    # knowledge-base check (relais faq check)
+    "file": "messages/fr/faq/permis.yaml",
+    "where": "messages/fr/faq/permis.yaml, entry 'permis'",
+    "key": "answer",
+    "concept": "travail",
+    "position": 2,
+    "chars": "ç œ",
+    "kinds": "answer, smalltalk",
     "what": "Gérer le serveur",
 }
 
