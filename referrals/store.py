@@ -57,29 +57,50 @@ def configure_connection(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+# A migration that rebuilds a table says so on a line of its own. SQLite cannot drop a UNIQUE
+# column constraint in place; its documented way is to copy the table, and with foreign keys on,
+# dropping the old copy would be an implicit DELETE checked against every referencing table.
+REBUILD_MARKER = "-- relais: rebuilds tables"
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations in one transaction; returns the schema version."""
+    """Apply pending migrations in one transaction; returns the schema version.
+
+    When a pending migration rebuilds a table, foreign keys are switched off for the
+    transaction (the pragma has no effect inside one) and checked as a whole before the commit.
+    """
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     pending = [m for m in migrations() if m[0] > current]
     if not pending:
         return current
-    conn.execute("BEGIN IMMEDIATE")
+    rebuilds = any(REBUILD_MARKER in script for _number, _name, script in pending)
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    if rebuilds:
+        conn.execute("PRAGMA foreign_keys = OFF")
     try:
-        # Another process may have migrated between our read and the lock.
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, _name, script in pending:
-            if number <= current:
-                continue
-            for statement in _split_statements(script):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            current = number
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between our read and the lock.
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, _name, script in pending:
+                if number <= current:
+                    continue
+                for statement in _split_statements(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                current = number
+            if rebuilds and conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise sqlite3.IntegrityError("a table rebuild broke a foreign key")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        if rebuilds:
+            conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
     return current
 
 
