@@ -134,3 +134,111 @@ async def test_call_read_and_write_forward_keyword_arguments(tmp_db: Database) -
     assert await tmp_db.write(put, "k", value="v") == "v"
     assert await tmp_db.read(get, key="k") == "v"
     assert await tmp_db.call(get, key="k") == "v"
+
+
+def _at_version(path: Path, version: int, monkeypatch: pytest.MonkeyPatch) -> sqlite3.Connection:
+    """A database migrated up to ``version`` only (as an older Relais left it)."""
+    shipped = store.migrations()
+    monkeypatch.setattr(store, "migrations", lambda: [m for m in shipped if m[0] <= version])
+    conn = sqlite3.connect(path, isolation_level=None)
+    store.configure_connection(conn)
+    assert store.migrate(conn) == version
+    monkeypatch.setattr(store, "migrations", lambda: shipped)
+    return conn
+
+
+def test_partial_unique_rebuild_keeps_rows_links_and_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = _at_version(tmp_path / "old.db", 7, monkeypatch)
+    try:
+        at = "2026-03-01T10:00:00+00:00"
+        conn.executescript(
+            f"""
+            INSERT INTO participants (id, ref, discord_id, code, root_id, joined_at)
+                VALUES (1, 'p-a', '111', 'ABCDEFGH', 1, '{at}');
+            INSERT INTO participants (id, ref, kind, phone_hash, referrer_id, root_id, wave,
+                joined_at, referral_delay_s)
+                VALUES (2, 'p-b', 'relative', 'h2', 1, 1, 1, '2026-03-01T10:01:00+00:00', 60);
+            INSERT INTO participants (id, ref, root_id, joined_at) VALUES (3, 'p-c', 3, '{at}');
+            INSERT INTO invitations (member_id, phone_hash, token, status, created_at,
+                joined_participant_id) VALUES (1, 'h2', 't', 'sent', '{at}', 2);
+            INSERT INTO links (code, participant_id, kind, created_at)
+                VALUES ('inv1', 1, 'discord_invite', '{at}');
+            """
+        )
+        before = conn.execute("SELECT * FROM participants ORDER BY id").fetchall()
+        assert store.migrate(conn) == _latest() >= 8
+        assert conn.execute("SELECT * FROM participants ORDER BY id").fetchall() == before
+        # Foreign keys are on again, and still point at the rebuilt table.
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(
+                "INSERT INTO invitations (member_id, phone_hash, token, status, created_at)"
+                " VALUES (99, 'h', 't2', 'sent', ?)",
+                (at,),
+            )
+        # Unique when set, any number of NULLs.
+        for column, value in (("discord_id", "111"), ("phone_hash", "h2"), ("code", "ABCDEFGH")):
+            with pytest.raises(sqlite3.IntegrityError):
+                conn.execute(
+                    f"INSERT INTO participants (ref, {column}, root_id, joined_at)"
+                    " VALUES ('p-dup', ?, 1, ?)",
+                    (value, at),
+                )
+        conn.execute(
+            "INSERT INTO participants (ref, root_id, joined_at) VALUES ('p-d', 4, ?)", (at,)
+        )
+        # The participant with nothing set is in none of the three indexes.
+        sizes = {
+            name: conn.execute(
+                f'SELECT COUNT(*) FROM participants INDEXED BY "{name}" WHERE {column} IS NOT NULL'
+            ).fetchone()[0]
+            for name, column in (
+                ("participants_discord_id", "discord_id"),
+                ("participants_phone_hash", "phone_hash"),
+                ("participants_code", "code"),
+            )
+        }
+        assert sizes == {
+            "participants_discord_id": 1,
+            "participants_phone_hash": 1,
+            "participants_code": 1,
+        }
+        # The delay trigger survived the copy: moving the referrer's join moves the delay.
+        conn.execute("UPDATE participants SET joined_at = '2026-03-01T09:59:00+00:00' WHERE id = 1")
+        assert (
+            conn.execute("SELECT referral_delay_s FROM participants WHERE id = 2").fetchone()[0]
+            == 120
+        )
+    finally:
+        conn.close()
+
+
+def test_a_rebuild_that_breaks_a_foreign_key_is_rolled_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = _at_version(tmp_path / "old.db", 7, monkeypatch)
+    try:
+        at = "2026-03-01T10:00:00+00:00"
+        conn.execute(
+            "INSERT INTO participants (id, ref, root_id, joined_at) VALUES (1, 'p-a', 1, ?)", (at,)
+        )
+        conn.execute(
+            "INSERT INTO links (code, participant_id, kind, created_at)"
+            " VALUES ('inv1', 1, 'discord_invite', ?)",
+            (at,),
+        )
+        lossy = [
+            (8, "008_lossy.sql", f"{store.REBUILD_MARKER}\nDELETE FROM participants;\n"),
+        ]
+        shipped = store.migrations()
+        monkeypatch.setattr(store, "migrations", lambda: [*shipped[:7], *lossy])
+        with pytest.raises(sqlite3.IntegrityError):
+            store.migrate(conn)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert conn.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 1
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        conn.close()
