@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from jinja2.runtime import new_context
 
 from referrals import codes
 
@@ -106,10 +107,12 @@ class Texts:
         template = self._templates.get((lang, key))
         if template is None:
             template = self._templates[lang, key] = self.env.get_template(f"{lang}/{key}")
-        # Rendered in a context holding only our values (shared=True): merging jinja's default
-        # globals into every context cost more than the rendering itself. The message catalogs
-        # use filters and their own variables only.
-        context = template.new_context({**self.globals, **params}, shared=True)
+        # Rendered in a context holding only our values (shared, no globals): merging jinja's
+        # default globals into every context, or even listing their names, cost more than the
+        # rendering itself. The message catalogs use filters and their own variables only.
+        context = new_context(
+            self.env, template.name, template.blocks, {**self.globals, **params}, True
+        )
         return self.env.concat(template.root_render_func(context)).strip()  # type: ignore[attr-defined]
 
     def keys(self, lang: str) -> list[str]:

@@ -39,8 +39,8 @@ class Participant:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Participant:
-        """Build from a ``participants`` row."""
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        """Build from a row selected with ``PARTICIPANT_COLUMNS`` (the fields, in order)."""
+        return cls(*row)
 
 
 PARTICIPANT_COLUMNS = ", ".join(Participant.__dataclass_fields__)

@@ -150,34 +150,55 @@ def insert_participant(
     # The single writer holds the lock (BEGIN IMMEDIATE), so the next id is ours: a seed's root
     # (itself) is known before the insert, and the row is written once.
     pid = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM participants").fetchone()[0]
-    values = {
-        "id": pid,
-        "ref": ref or new_ref(),
-        "kind": kind,
-        "display_name": display_name,
-        "discord_id": discord_id,
-        "phone": phone,
-        "phone_hash": phone_hash,
-        "lang": lang,
-        "referrer_id": referrer_id,
-        "campaign_id": campaign_id,
-        "channel": channel,
-        "source_set_at": source_set_at,
-        "root_id": root_id or pid,
-        "wave": wave,
-        "joined_at": joined_at,
-        "enrolled_at": enrolled_at,
-        "referral_delay_s": delay,
-    }
+    ref = ref or new_ref()
     conn.execute(
-        f"INSERT INTO participants ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-        tuple(values.values()),
+        _INSERT_PARTICIPANT,
+        (
+            pid,
+            ref,
+            kind,
+            display_name,
+            discord_id,
+            phone,
+            phone_hash,
+            lang,
+            referrer_id,
+            campaign_id,
+            channel,
+            source_set_at,
+            root_id or pid,
+            wave,
+            joined_at,
+            enrolled_at,
+            delay,
+        ),
     )
     log_event(conn, "joined", pid, referrer_id, at=joined_at, channel=channel, campaign=campaign_id)
     return Participant(
-        **{name: values.get(name) for name in Participant.__dataclass_fields__}
-        | {"erased_at": None}
+        id=pid,
+        ref=ref,
+        kind=kind,
+        display_name=display_name,
+        discord_id=discord_id,
+        code=None,
+        referrer_id=referrer_id,
+        campaign_id=campaign_id,
+        channel=channel,
+        root_id=root_id or pid,
+        wave=wave,
+        joined_at=joined_at,
+        enrolled_at=enrolled_at,
+        lang=lang,
+        source_set_at=source_set_at,
+        erased_at=None,
     )
+
+
+_INSERT_PARTICIPANT = (
+    "INSERT INTO participants (id, ref, kind, display_name, discord_id, phone, phone_hash, lang,"
+    " referrer_id, campaign_id, channel, source_set_at, root_id, wave, joined_at, enrolled_at,"
+    " referral_delay_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def set_source(
