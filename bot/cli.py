@@ -8,6 +8,7 @@ import json
 import logging
 import sqlite3
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
@@ -49,10 +50,19 @@ class Context:
 
     async def open_db(self) -> Database:
         """Open (creating or migrating) the database, with a clear error when it is not one."""
+        started = time.perf_counter()
         try:
-            return await Database.open(self.db_path)
+            db = await Database.open(self.db_path)
         except sqlite3.DatabaseError as exc:
             raise CliError(self.t("cli.db_error", path=str(self.db_path), reason=str(exc))) from exc
+        if 0 < db.schema_before < db.schema_version:  # an upgrade may take seconds: say so
+            log.info(
+                "database_migrated",
+                from_version=db.schema_before,
+                to_version=db.schema_version,
+                seconds=round(time.perf_counter() - started, 1),
+            )
+        return db
 
 
 def parse_day(ctx: Context, option: str, value: str | None) -> date | None:

@@ -187,6 +187,9 @@ class Database:
         self._flusher: asyncio.Task[None] | None = None
         self._reader: aiosqlite.Connection | None = None
         self._reader_lock = asyncio.Lock()
+        # Schema versions found on opening and after the pending migrations (0: a new file).
+        self.schema_before = 0
+        self.schema_version = 0
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
@@ -196,7 +199,8 @@ class Database:
         db = cls(conn, path)
         try:
             await db.call(configure_connection)
-            await db.call(migrate)
+            db.schema_before = (await db.fetchone("PRAGMA user_version"))[0]
+            db.schema_version = await db.call(migrate)
         except BaseException:
             # Not a database (or a failed migration): stop the connection's thread, or the
             # process would wait for it forever at exit.

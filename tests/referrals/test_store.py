@@ -242,3 +242,19 @@ def test_a_rebuild_that_breaks_a_foreign_key_is_rolled_back(
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+async def test_open_reports_the_versions_it_migrated_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _at_version(tmp_path / "old.db", 7, monkeypatch).close()
+    db = await Database.open(tmp_path / "old.db")
+    try:
+        assert (db.schema_before, db.schema_version) == (7, _latest())
+    finally:
+        await db.close()
+    db = await Database.open(tmp_path / "old.db")  # nothing pending the second time
+    try:
+        assert db.schema_before == db.schema_version == _latest()
+    finally:
+        await db.close()
