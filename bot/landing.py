@@ -8,7 +8,12 @@ adds them to the server with the bot token. The referral is recorded through
 ``Conversation.joined`` *before* the member is added, so the gateway's member-join event, however
 fast, finds a known member (a rejoin) and attribution stays exact in a burst of joins.
 
-No personal data ever goes in a URL: only the opaque code, the state, and Discord's one-time code.
+``GET /i/TOKEN`` is the link of an SMS invitation: the inviting member's landing page, whose
+Discord button carries the invitation (``/r/CODE/join?i=TOKEN``, then in the state), so that a
+relative who joins through it counts as a joined invitation, as one who replies by SMS does.
+
+No personal data ever goes in a URL: only the opaque code, the invitation's random token, the
+state, and Discord's one-time code.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ MAX_PHONE_INPUT = 25
 _CODE_RE = re.compile(r"[A-Za-z0-9-]{3,32}")
 _STATE_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
 _OAUTH_CODE_RE = re.compile(r"[A-Za-z0-9._~-]{1,256}")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")  # an invitation's token (bot/sms/service.py)
 _SNOWFLAKE_RE = re.compile(r"\d{1,21}")
 _NAME_STRIP = " \t.,;:!?'\"()[]{}<>@#*_~|-"
 
@@ -211,20 +217,75 @@ def resolve_invite(conn: sqlite3.Connection, raw: str) -> Invite | None:
     )
 
 
-def _new_state(conn: sqlite3.Connection, state: str, code: str, lang: str, now: datetime) -> None:
+def resolve_invitation(conn: sqlite3.Connection, token: str) -> tuple[Invite, int] | None:
+    """The member's invite and the invitation behind the link of an invitation SMS."""
+    if not _TOKEN_RE.fullmatch(token):
+        return None
+    row = conn.execute(
+        "SELECT i.id, p.code FROM invitations i JOIN participants p ON p.id = i.member_id"
+        " WHERE i.token = ? AND p.code IS NOT NULL",
+        (token,),
+    ).fetchone()
+    if row is None:
+        return None
+    invite = resolve_invite(conn, row[1])  # None when the member was erased or banned since
+    return (invite, row[0]) if invite is not None else None
+
+
+def _invitation_of(conn: sqlite3.Connection, token: str, member_id: int | None) -> int | None:
+    """The id of this member's invitation with this token, if any."""
+    if member_id is None or not _TOKEN_RE.fullmatch(token):
+        return None
+    row = conn.execute(
+        "SELECT id FROM invitations WHERE token = ? AND member_id = ?", (token, member_id)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _invitation_joined(conn: sqlite3.Connection, invitation_id: int, discord_id: str) -> bool:
+    """Count the invitation as joined by the participant who just joined through its link.
+
+    Only when that participant was brought by the member who invited (a person Relais already
+    knew keeps their source) and the invitation is not counted yet.
+    """
+    row = conn.execute(
+        "UPDATE invitations SET joined_participant_id = p.id FROM participants p"
+        " WHERE invitations.id = ? AND invitations.joined_participant_id IS NULL"
+        " AND p.discord_id = ? AND p.referrer_id = invitations.member_id"
+        " RETURNING member_id, joined_participant_id",
+        (invitation_id, discord_id),
+    ).fetchone()
+    if row is None:
+        return False
+    log_event(conn, "sms_relative_joined", row[1], row[0], via="discord", invitation=invitation_id)
+    return True
+
+
+def _new_state(
+    conn: sqlite3.Connection,
+    state: str,
+    code: str,
+    lang: str,
+    now: datetime,
+    invitation_id: int | None = None,
+) -> None:
     conn.execute("DELETE FROM oauth_states WHERE expires_at < ?", (now.isoformat(),))
     conn.execute(
-        "INSERT INTO oauth_states (state, code, lang, expires_at) VALUES (?, ?, ?, ?)",
-        (state, code, lang, (now + STATE_TTL).isoformat()),
+        "INSERT INTO oauth_states (state, code, lang, expires_at, invitation_id)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (state, code, lang, (now + STATE_TTL).isoformat(), invitation_id),
     )
 
 
-def _take_state(conn: sqlite3.Connection, state: str) -> tuple[str, str | None, str] | None:
-    """Consume a state (single use): its code, language and expiry."""
+def _take_state(
+    conn: sqlite3.Connection, state: str
+) -> tuple[str, str | None, str, int | None] | None:
+    """Consume a state (single use): its code, language, expiry and invitation."""
     row = conn.execute(
-        "DELETE FROM oauth_states WHERE state = ? RETURNING code, lang, expires_at", (state,)
+        "DELETE FROM oauth_states WHERE state = ? RETURNING code, lang, expires_at, invitation_id",
+        (state,),
     ).fetchone()
-    return (row[0], row[1], row[2]) if row else None
+    return (row[0], row[1], row[2], row[3]) if row else None
 
 
 def _store_callback(
@@ -301,6 +362,7 @@ class Landing:
         limited = self._limited
         return [
             web.get("/r/{code}", limited(self.landing), allow_head=True),
+            web.get("/i/{token}", limited(self.invitation), allow_head=True),
             web.get("/r/{code}/join", limited(self.join), allow_head=False),
             web.post("/r/{code}/rappel", limited(self.callback_request)),
             web.get("/r/{code}/merci", limited(self.thanks), allow_head=False),
@@ -376,6 +438,7 @@ class Landing:
         status: int = 200,
         values: dict[str, str] | None = None,
         errors: dict[str, bool] | None = None,
+        join_url: str | None = None,
     ) -> web.Response:
         return self.pages.response(
             request,
@@ -384,7 +447,7 @@ class Landing:
             first_name=invite.first_name,
             code=invite.code,
             oauth=self.settings.discord_oauth_configured,
-            join_url=f"/r/{invite.code}/join",
+            join_url=join_url or f"/r/{invite.code}/join",
             invite_url=invite.invite_url,
             form_url=f"/r/{invite.code}/rappel",
             form_open=bool(errors),
@@ -399,6 +462,21 @@ class Landing:
         if invite is None:
             return self._not_found(request)
         return self._landing_page(request, invite)
+
+    async def invitation(self, request: web.Request) -> web.StreamResponse:
+        """``GET /i/TOKEN``: the link of an invitation SMS, the member's landing page.
+
+        Its Discord button carries the invitation, so that joining through it counts the
+        invitation as joined (as a reply by SMS does).
+        """
+        token = request.match_info["token"]
+        found = await self.db.read(resolve_invitation, token)
+        if found is None:
+            return self._not_found(request)
+        invite, _invitation_id = found
+        return self._landing_page(
+            request, invite, join_url=f"/r/{invite.code}/join?{urlencode({'i': token})}"
+        )
 
     async def thanks(self, request: web.Request) -> web.StreamResponse:
         """``GET /r/CODE/merci``: after a call-back request."""
@@ -501,7 +579,10 @@ class Landing:
             raise web.HTTPSeeOther(f"/r/{invite.code}")
         state = secrets.token_urlsafe(32)
         lang = self.pages.lang(request)
-        await self.db.write(_new_state, state, invite.code, lang, self.clock())
+        invitation_id = await self.db.read(
+            _invitation_of, request.query.get("i", ""), invite.referrer_id
+        )
+        await self.db.write(_new_state, state, invite.code, lang, self.clock(), invitation_id)
         query = urlencode(
             {
                 "client_id": self.settings.discord_client_id,
@@ -538,7 +619,7 @@ class Landing:
         taken = await self.db.write(_take_state, state)
         if taken is None:
             return self._problem(request, "bad_state", 400)
-        code, lang, expires_at = taken
+        code, lang, expires_at, invitation_id = taken
         retry = f"/r/{code}"
         if datetime.fromisoformat(expires_at) < self.clock():
             response = self._problem(request, "expired", 400, retry=retry, lang=lang)
@@ -549,12 +630,19 @@ class Landing:
         elif not self.settings.discord_oauth_configured:
             response = self._problem(request, "discord", 503, retry=retry, lang=lang)
         else:
-            response = await self._complete(request, request.query["code"], code, lang)
+            response = await self._complete(
+                request, request.query["code"], code, lang, invitation_id
+            )
         response.del_cookie(cookie_name(state), path="/oauth")
         return response
 
     async def _complete(
-        self, request: web.Request, oauth_code: str, code: str, lang: str | None
+        self,
+        request: web.Request,
+        oauth_code: str,
+        code: str,
+        lang: str | None,
+        invitation_id: int | None = None,
     ) -> web.Response:
         retry = f"/r/{code}"
         try:
@@ -576,6 +664,8 @@ class Landing:
                 replies = await self.conversation.joined(
                     person, f"{self.settings.public_base_url}/r/{code}"
                 )
+                if invitation_id is not None:
+                    await self.db.write(_invitation_joined, invitation_id, person.id)
                 await self._add_member(person.id, access_token)
         except DiscordRefused:
             return self._problem(request, "refused", 403, retry=retry, lang=lang)

@@ -112,10 +112,21 @@ def record_inbound(
         is not None
     )
     invitation = conn.execute(
-        "SELECT id, member_id, lang FROM invitations WHERE phone_hash = ? ORDER BY id DESC LIMIT 1",
+        "SELECT id, member_id, lang, joined_participant_id FROM invitations"
+        " WHERE phone_hash = ? ORDER BY id DESC LIMIT 1",
         (phone_hash,),
     ).fetchone()
     participant = by_phone_hash(conn, phone_hash)
+    if participant is None and invitation is not None and invitation["joined_participant_id"]:
+        # They joined through the link of this invitation (on Discord) before writing back:
+        # the same person, not a second participant. The keyed hash ties the two.
+        linked = conn.execute(
+            "UPDATE participants SET phone_hash = ? WHERE id = ? AND phone_hash IS NULL"
+            " AND erased_at IS NULL RETURNING id",
+            (phone_hash, invitation["joined_participant_id"]),
+        ).fetchone()
+        if linked is not None:
+            participant = by_phone_hash(conn, phone_hash)
     lang = participant.lang if participant else None
     if lang is None and invitation is not None:
         lang = invitation["lang"]

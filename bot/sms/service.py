@@ -335,6 +335,10 @@ class SmsService:
         # No provider sender configured (console, development): replies reach the bot.
         return self.texts.render("sms.stop_reply", lang)
 
+    def invitation_url(self, token: str) -> str:
+        """The link of an invitation SMS when Relais has a public address (``GET /i/TOKEN``)."""
+        return f"{self.settings.public_base_url}/i/{token}"
+
     def stop_url(self, token: str) -> str:
         """The one-click opt-out page of an invitation."""
         return f"{self.settings.public_base_url}/stop/{token}"
@@ -382,6 +386,10 @@ class SmsService:
         lang = self._lang(lang)
         member = await self.db.read(get_participant, member_id)
         token = secrets.token_urlsafe(TOKEN_BYTES)
+        if self.settings.public_base_url:
+            # The invitation's own landing page (the member's, whose Discord button carries the
+            # invitation): a relative who joins through it counts as a joined invitation.
+            link = self.invitation_url(token)
         body = self.render_invitation(member.display_name, first_name, link, lang, token)
         now = self.clock()
         not_before = self._not_before(now)

@@ -42,9 +42,11 @@ async def test_invitation_leaves_at_once_outside_quiet_hours(db: Database) -> No
     assert await sms.dispatch_due() == 0
     [(to, body, callback)] = transport.sent
     assert to == MOBILE
-    assert "Kevin" in body and "Sarah" in body and LINK in body
+    row = await db.fetchone("SELECT status, sent_at, phone, token FROM invitations")
+    # With a public address, the link is the invitation's own (its landing page counts a join).
+    assert "Kevin" in body and "Sarah" in body and LINK not in body
+    assert f"https://relais.example.fr/i/{row['token']} " in body.replace("\n", " ")
     assert callback == "https://relais.example.fr/twilio/status"
-    row = await db.fetchone("SELECT status, sent_at, phone FROM invitations")
     assert row["status"] == "sent" and row["sent_at"] and row["phone"] is None
     out = await db.fetchone("SELECT status, to_phone, provider_sid FROM outbound_sms")
     assert out["status"] == "sent" and out["to_phone"] is None and out["provider_sid"]
@@ -312,3 +314,14 @@ async def test_background_worker_sends_when_woken_and_stops(db: Database) -> Non
     assert len(transport.sent) == 1
     stop.set()
     await asyncio.wait_for(worker, 2)
+
+
+async def test_without_a_public_address_the_invitation_carries_the_given_link(
+    db: Database,
+) -> None:
+    transport = RecordingTransport()
+    sms = await make_service(db, transport=transport)
+    await sms.invite(await add_member(db, "Kevin"), MOBILE, "Sarah", LINK, "fr")
+    await sms.dispatch_due()
+    [(_to, body, _callback)] = transport.sent
+    assert LINK in body and "/i/" not in body

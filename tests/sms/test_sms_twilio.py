@@ -158,7 +158,9 @@ async def test_queue_with_twilio_sends_and_records_the_sid(
     await sms.invite(await add_member(db, "Kevin"), MOBILE, "Sarah", LINK, "fr")
     assert await sms.dispatch_due() == 0
     [message] = fake.messages
-    assert message["To"] == MOBILE and "Kevin" in message["Body"] and LINK in message["Body"]
+    token = (await db.fetchone("SELECT token FROM invitations"))[0]
+    assert message["To"] == MOBILE and "Kevin" in message["Body"]
+    assert f"{PUBLIC}/i/{token}" in message["Body"]
     assert message["Body"].rstrip().endswith("STOP pour ne plus recevoir de SMS")
     assert message["StatusCallback"] == f"{PUBLIC}/twilio/status"
     row = await db.fetchone("SELECT status, provider_sid FROM outbound_sms")

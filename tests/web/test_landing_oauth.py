@@ -27,6 +27,8 @@ from web_support import (
 
 from bot.app import App
 from bot.landing import cookie_name
+from bot.ports import Person
+from referrals import stats
 
 PUBLIC = "http://relais.test"
 
@@ -301,3 +303,83 @@ async def test_secure_cookie_over_https(tmp_path: Path) -> None:
         response = await world.client.get(f"/r/{code}/join", allow_redirects=False)
         assert "Secure" in response.headers["Set-Cookie"]
         assert "Strict-Transport-Security" in response.headers
+
+
+# ---------------------------------------------------------------- the link of an invitation SMS
+
+RELATIVE = "+33612345678"
+
+
+async def invitation(world: World, member: int) -> str:
+    """An SMS invitation from ``member``; returns its token (the SMS carries /i/TOKEN)."""
+    await world.services.sms.invite(member, RELATIVE, "Sarah", "unused", "fr")
+    row = await world.services.db.fetchone(
+        "SELECT token FROM invitations WHERE member_id = ? ORDER BY id DESC", (member,)
+    )
+    body = (await world.services.db.fetchone("SELECT body FROM outbound_sms"))[0]
+    assert f"{PUBLIC}/i/{row[0]}" in body
+    return str(row[0])
+
+
+async def joined_by(world: World) -> list[Any]:
+    rows = await world.services.db.fetchall("SELECT joined_participant_id FROM invitations")
+    return [row[0] for row in rows]
+
+
+async def test_a_relative_joining_through_the_sms_link_counts_the_invitation(
+    world: World,
+) -> None:
+    referrer, code = await add_member(world.services, "Sofiane Benali", discord_id="1000")
+    token = await invitation(world, referrer)
+    page = await world.client.get(f"/i/{token}")
+    assert page.status == 200
+    text = await page.text()
+    assert "Sofiane" in text and "Benali" not in text
+    assert f'href="/r/{code}/join?i={token}"' in text
+    response = await world.client.get(f"/r/{code}/join?i={token}", allow_redirects=False)
+    state = state_of(response.headers["Location"])
+    assert (await finish(world, state, "2000000000000002")).status == 200
+    row = await participant(world, "2000000000000002")
+    assert row["referrer_id"] == referrer
+    assert await joined_by(world) == [row["id"]]
+    figures = await world.services.db.read(stats.compute)
+    assert figures["invitations"]["joined"] == 1
+    # Writing back by SMS afterwards: the same person, not a second participant, and the member
+    # is not told a second time.
+    before = (await world.services.db.fetchone("SELECT COUNT(*) FROM participants"))[0]
+    world.recorder.delivered.clear()
+    replies = await world.services.sms.inbound(Person("sms", RELATIVE, ""), "c'est gratuit ?")
+    assert [reply.to.kind for reply in replies] == ["sms"]
+    after = (await world.services.db.fetchone("SELECT COUNT(*) FROM participants"))[0]
+    assert after == before
+    assert await joined_by(world) == [row["id"]]
+
+
+async def test_a_token_of_another_members_invitation_is_not_counted(world: World) -> None:
+    inviter, _ = await add_member(world.services, "Sofiane", discord_id="1000")
+    other, other_code = await add_member(world.services, "Inès", discord_id="1001")
+    token = await invitation(world, inviter)
+    response = await world.client.get(f"/r/{other_code}/join?i={token}", allow_redirects=False)
+    state = state_of(response.headers["Location"])
+    assert (await finish(world, state, "2000000000000003")).status == 200
+    assert (await participant(world, "2000000000000003"))["referrer_id"] == other
+    assert await joined_by(world) == [None]
+
+
+async def test_someone_already_known_does_not_count_the_invitation(world: World) -> None:
+    inviter, code = await add_member(world.services, "Sofiane", discord_id="1000")
+    await world.services.referrals.join("2000000000000004", "Known")  # left the server since
+    token = await invitation(world, inviter)
+    response = await world.client.get(f"/r/{code}/join?i={token}", allow_redirects=False)
+    assert (
+        await finish(world, state_of(response.headers["Location"]), "2000000000000004")
+    ).status == 200
+    assert (await participant(world, "2000000000000004"))["referrer_id"] is None
+    assert await joined_by(world) == [None]
+
+
+@pytest.mark.parametrize("token", ["nope1234", "x", "a%20b", "../../etc"])
+async def test_an_unknown_invitation_link_is_a_friendly_404(world: World, token: str) -> None:
+    response = await world.client.get(f"/i/{token}")
+    assert response.status == 404
+    assert "Traceback" not in await response.text()
