@@ -43,12 +43,16 @@ class ConsoleOutput:
             return f"staff:{target.id}"
         return f"{target.kind}:{target.id}"
 
-    def print_reply(self, reply: Reply) -> None:
-        """One message, continuation lines indented by two spaces, buttons numbered."""
+    async def print_reply(self, reply: Reply) -> None:
+        """One message, continuation lines indented by two spaces, buttons numbered.
+
+        Attachments (CSV, charts, PDF) are written to ``relais-files/`` off the event loop.
+        """
         lines = reply.text.split("\n")
         lines += [f"{index}. {button.label}" for index, button in enumerate(reply.buttons, 1)]
         for attachment in reply.attachments:
-            lines.append(f"📎 {self._save(attachment.filename, attachment.data)}")
+            saved = await asyncio.to_thread(self._save, attachment.filename, attachment.data)
+            lines.append(f"📎 {saved}")
         first, *rest = lines
         self.out.write(f"{self.recipient(reply)} <- {first}\n")
         for line in rest:
@@ -63,7 +67,7 @@ class ConsoleOutput:
 
     async def notify_staff(self, reply: Reply) -> None:
         """Post in the staff channel: printed as ``#staff``."""
-        self.print_reply(reply)
+        await self.print_reply(reply)
 
     async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
         """An outbound SMS, printed at the moment it would leave."""
@@ -112,7 +116,7 @@ async def run_console(
                 replies = []
                 print(app.texts.render("console.error", settings.lang), file=sys.stderr)
             for reply in replies:
-                output.print_reply(reply)
+                await output.print_reply(reply)
             await app.sms.dispatch_due()
     finally:
         await app.close()

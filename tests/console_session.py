@@ -37,7 +37,7 @@ class Story:
         """One console line; returns every message printed for it (SMS included)."""
         start = self.buffer.tell()
         for reply in await _handle(self.app.conversation, self.output, line, self.app.settings):
-            self.output.print_reply(reply)
+            await self.output.print_reply(reply)
         await self.app.sms.dispatch_due()
         self.buffer.seek(start)
         printed = self.buffer.read()
