@@ -359,6 +359,9 @@ def _build_index(
     analyzer = Analyzer(lexicon, lang)
     for entry in entries.values():
         for text in (entry.title, *entry.examples, *entry.keywords):
+            # Words as the knowledge base writes them are real words: "sans" is never split
+            # into an elided "s" and "ans" (an age).
+            analyzer.add_known(w for w in _words(text) if w not in analyzer.abbreviations)
             analyzer.add_known(analyzer.content_words(text))
     topic_ids = [e.id for e in entries.values() if e.kind == "answer"]
     tf: list[dict[str, float]] = []

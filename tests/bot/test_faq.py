@@ -286,3 +286,26 @@ def test_staff_can_extend_lexicon(kb: Path) -> None:
     lexicon.write_text(text, encoding="utf-8")
     engine = FaqEngine.load(kb)
     assert engine.answer("je cherche un zbeul", "fr").id == "emploi"
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # "proche" is a relative (parrainage) or "near" (a place), depending on the words around it.
+        ("c'est ou l'antenne la plus proche", "lieux-horaires"),
+        ("y a un endroit pres de chez moi ?", "lieux-horaires"),
+        ("je peux inviter un proche ?", "parrainage"),
+        # Questions about the bot itself are small talk, not a subject: "dormir" is housing only
+        # when the person speaks of themselves.
+        ("tu dors jamais toi", None),
+        ("quel age tu as", None),
+        ("je dors dehors depuis une semaine", "logement"),
+        # "sans" is a word, not an elided "s" before "ans" (an age).
+        ("je suis sans abri", "logement"),
+    ],
+)
+def test_words_read_in_their_context(
+    engine: FaqEngine, question: str, expected: str | None
+) -> None:
+    answer = engine.answer(question)
+    assert (answer.id if answer.kind == "answer" else None) == expected
