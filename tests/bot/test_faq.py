@@ -302,6 +302,12 @@ def test_staff_can_extend_lexicon(kb: Path) -> None:
         ("je dors dehors depuis une semaine", "logement"),
         # "sans" is a word, not an elided "s" before "ans" (an age).
         ("je suis sans abri", "logement"),
+        # A job's name says which training, not which subject; nor does how long it has lasted.
+        ("je veux faire une formation de soudeur", "formation"),
+        ("jai 26 ans c trop tard ?", "eligibilite"),
+        # A relative who got the link asks what it is.
+        ("mon pere voudrait savoir ce que c'est", "dispositif"),
+        ("comment je supprime mon compte", "donnees"),
     ],
 )
 def test_words_read_in_their_context(
