@@ -336,6 +336,12 @@ class ReferralService:
             )
             return created, True
 
+        # Most calls are from a member already known under the same name: a read on the reader
+        # connection answers them without taking the writer. The write re-checks (a concurrent
+        # first contact, a renamed member).
+        found = await self.db.read(by_discord_id, discord_id)
+        if found is not None and (found.display_name == display_name or found.erased_at):
+            return found, False
         return await self.db.write(run)
 
     async def join(

@@ -300,3 +300,25 @@ async def test_find_by_code_ref_and_name(service: ReferralService) -> None:
     assert (await service.find(alice.ref)).id == alice.id
     assert (await service.find("@alice")).id == alice.id
     assert await service.find("nobody") is None
+
+
+async def test_ensure_member_writes_only_for_a_new_or_renamed_member(
+    service: ReferralService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[object] = []
+    write = service.db.write
+
+    async def counting(fn: object, *args: object, **kwargs: object) -> object:
+        writes.append(fn)
+        return await write(fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service.db, "write", counting)
+    first, created = await service.ensure_member("42", "Lina")
+    assert created and len(writes) == 1
+    again, created = await service.ensure_member("42", "Lina")
+    assert not created and again == first and len(writes) == 1  # read only
+    renamed, created = await service.ensure_member("42", "Lina B.")
+    assert not created and renamed.id == first.id and renamed.display_name == "Lina B."
+    assert len(writes) == 2
+    assert (await service.ensure_member("42", "Lina B."))[0].display_name == "Lina B."
+    assert len(writes) == 2
