@@ -59,11 +59,12 @@ async def build_report(
     until: str | None = None,
     period: str = "",
     generated: str = "",
+    tz: str = "UTC",
     messages_dir: Path = MESSAGES_DIR,
 ) -> str:
     """The report's HTML. ``render(key)`` renders a message key in ``lang`` (chart labels)."""
     figures = await db.read(stats.compute, since, until)
-    extra = await db.read(analytics.compute, since, until)
+    extra = await db.read(analytics.compute, since, until, tz)
     labels = charts.chart_labels(render)
     weekly_png, waves_png = await asyncio.gather(
         charts.weekly_chart_async(extra["weekly"], labels),
@@ -110,6 +111,7 @@ async def cmd_report(ctx: Context) -> int:
             until=high,
             period=period_text(ctx, since, until),
             generated=generated,
+            tz=ctx.settings.tz,
         )
     finally:
         await db.close()

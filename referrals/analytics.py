@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from referrals.stats import _rate, _where
+from referrals.timeutil import parse_datetime, to_iso, utc_offsets
 
 SOURCES = ("peer", "sms", "campaign", "organic")
 
@@ -38,12 +39,17 @@ CAMPAIGN_SQL = "COALESCE(c.code, UPPER(SUBSTR(p.channel, 10)))"
 
 
 def compute(
-    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    tz: str = "UTC",
 ) -> dict[str, Any]:
-    """Every analytics figure: sources, weekly new participants, campaigns, channel comparison."""
+    """Every analytics figure: sources, weekly new participants, campaigns, channel comparison.
+
+    Weeks are the programme's (Monday 00:00 in ``tz``)."""
     return {
         "sources": sources(conn, since, until),
-        "weekly": weekly(conn, since, until),
+        "weekly": weekly(conn, since, until, tz),
         "campaigns": campaigns(conn, since, until),
         "channel_comparison": channel_comparison(conn, since, until),
     }
@@ -68,18 +74,47 @@ def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def _local_time_sql(
+    conn: sqlite3.Connection, tz: str, where: str, params: list[str]
+) -> tuple[str, list[str]]:
+    """A date() modifier turning ``p.joined_at`` (UTC) into the time in ``tz``.
+
+    The zone's offsets over the dates present (two a year where clocks change) become a CASE on
+    the stored ISO text, so the weeks stay one GROUP BY at a million participants.
+    """
+    low, high = conn.execute(
+        f"SELECT MIN(p.joined_at), MAX(p.joined_at) FROM participants p{where}", params
+    ).fetchone()
+    first, last = parse_datetime(low or ""), parse_datetime(high or "")
+    if first is None or last is None:
+        return "'+0 seconds'", []
+    spans = utc_offsets(tz, first, last)
+    if len(spans) == 1:
+        return f"'{spans[0][1]:+d} seconds'", []
+    cases = " ".join(
+        f"WHEN p.joined_at < ? THEN '{offset:+d} seconds'" for (_start, offset) in spans[:-1]
+    )
+    bounds = [to_iso(start) for start, _offset in spans[1:]]
+    return f"CASE {cases} ELSE '{spans[-1][1]:+d} seconds' END", bounds
+
+
 def weekly(
-    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    tz: str = "UTC",
 ) -> list[dict[str, Any]]:
-    """New participants per week (Monday, UTC), split by source; empty weeks included."""
+    """New participants per week (starting Monday 00:00 in ``tz``), split by source; empty
+    weeks included."""
     where, params = _where(since, until, "p")
+    local, bounds = _local_time_sql(conn, tz, where, params)
     counts: dict[date, dict[str, int]] = {}
     for week, source, count in conn.execute(
-        # date(x, '-6 days', 'weekday 1'): the Monday on or before x.
-        "SELECT date(p.joined_at, '-6 days', 'weekday 1') AS week,"
+        # date(x, offset, '-6 days', 'weekday 1'): the local Monday on or before x.
+        f"SELECT date(p.joined_at, {local}, '-6 days', 'weekday 1') AS week,"
         f" {SOURCE_SQL} AS source, COUNT(*) FROM participants p{where}"
         " GROUP BY week, source ORDER BY week",
-        params,
+        [*bounds, *params],
     ):
         if week is None:
             continue  # an unparsable date cannot be placed in a week

@@ -31,3 +31,28 @@ def day_bounds(since: date | None, until: date | None, tz: str) -> tuple[str | N
     low = to_iso(datetime.combine(since, time(), zone)) if since else None
     high = to_iso(datetime.combine(until + timedelta(days=1), time(), zone)) if until else None
     return low, high
+
+
+def utc_offsets(tz: str, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """The time zone's UTC offset (seconds) from ``start`` to ``end``: (UTC instant it begins,
+    offset) pairs, the first at ``start``. Changes are found to the hour (as zones change)."""
+    zone = ZoneInfo(tz)
+
+    def offset(at: datetime) -> int:
+        delta = at.astimezone(zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    end = end.astimezone(UTC)
+    spans = [(start, offset(start))]
+    day = start
+    while day < end:
+        following = day + timedelta(days=1)
+        if offset(following) != spans[-1][1]:
+            hour = day
+            while hour < following:  # the hour it changed, within that day
+                hour += timedelta(hours=1)
+                if offset(hour) != spans[-1][1]:
+                    spans.append((hour, offset(hour)))
+        day = following
+    return spans

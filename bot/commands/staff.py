@@ -41,7 +41,7 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     since, until = _parse_day(args.get("depuis")), _parse_day(args.get("jusqua"))
     low, high = day_bounds(since, until, conv.settings.tz)
     figures = await conv.db.read(stats.compute, low, high)
-    extra = await conv.db.read(analytics.compute, low, high)
+    extra = await conv.db.read(analytics.compute, low, high, conv.settings.tz)
     refs = [t["participant"] for t in figures["top_referrers"]]
     names = await conv.db.read(_display_names, refs)
     period = ""

@@ -48,6 +48,49 @@ async def test_weekly_by_source_with_the_empty_week(graph_db: Database) -> None:
     assert [w["week"] for w in await graph_db.read(analytics.weekly, SINCE_19)] == ["2026-01-19"]
 
 
+async def test_weeks_start_on_the_programmes_monday(tmp_db: Database) -> None:
+    # Late on Sunday night in UTC is already Monday in Paris, in winter (+1) and summer (+2).
+    csv = (
+        "participant,referrer,joined_at,channel\n"
+        "w1,,2026-03-01T23:30:00+00:00,code\n"  # Monday 2 March 00:30 in Paris
+        "w2,,2026-06-14T21:30:00+00:00,code\n"  # Sunday 14 June 23:30 in Paris
+        "w3,,2026-06-14T22:30:00+00:00,code\n"  # Monday 15 June 00:30 in Paris
+        "w4,,2026-10-25T00:30:00.250000+00:00,code\n"  # Sunday 25 October 02:30 in Paris (+2)
+    )
+    await tmp_db.call(csvio.import_rows, csv, "UTC")
+
+    def weeks(rows: list[dict[str, object]]) -> dict[object, object]:
+        return {row["week"]: row["total"] for row in rows if row["total"]}
+
+    assert weeks(await tmp_db.read(analytics.weekly, None, None, "Europe/Paris")) == {
+        "2026-03-02": 1,
+        "2026-06-08": 1,
+        "2026-06-15": 1,
+        "2026-10-19": 1,
+    }
+    assert weeks(await tmp_db.read(analytics.weekly)) == {  # UTC, the default
+        "2026-02-23": 1,
+        "2026-06-08": 2,
+        "2026-10-19": 1,
+    }
+
+
+def test_utc_offsets_follow_the_clock_changes() -> None:
+    from datetime import UTC, datetime
+
+    from referrals.timeutil import utc_offsets
+
+    spans = utc_offsets(
+        "Europe/Paris", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)
+    )
+    assert [(start.isoformat(), offset) for start, offset in spans] == [
+        ("2026-01-01T00:00:00+00:00", 3600),
+        ("2026-03-29T01:00:00+00:00", 7200),
+        ("2026-10-25T01:00:00+00:00", 3600),
+    ]
+    assert len(utc_offsets("UTC", datetime(2020, 1, 1, tzinfo=UTC), datetime.now(UTC))) == 1
+
+
 async def test_weekly_of_an_empty_database(tmp_db: Database) -> None:
     assert await tmp_db.read(analytics.weekly) == []
     assert await tmp_db.read(analytics.channel_comparison) == [
