@@ -332,5 +332,6 @@ async def test_never_a_500(
         await client.get(f"/r/{code}"),
         await client.post(f"/r/{code}/rappel", data=FORM),
         await client.get(f"/r/{code}/join"),
+        await client.get("/i/AbCd1234"),
     ):
         assert response.status == 503
