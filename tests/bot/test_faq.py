@@ -315,3 +315,23 @@ def test_words_read_in_their_context(
 ) -> None:
     answer = engine.answer(question)
     assert (answer.id if answer.kind == "answer" else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("my mum wants to know what this is", "dispositif"),
+        ("is it too late, im 28", "eligibilite"),
+        ("where is the closest office", "lieux-horaires"),
+        ("i sleep in my car", "logement"),
+        ("how do i delete my account", "donnees"),
+        ("im pregnant", "sante"),
+        ("how old is the earth", None),
+        ("how old are you", None),
+    ],
+)
+def test_english_words_read_in_their_context(
+    engine: FaqEngine, question: str, expected: str | None
+) -> None:
+    answer = engine.answer(question, "en")
+    assert (answer.id if answer.kind == "answer" else None) == expected
