@@ -308,6 +308,11 @@ def test_staff_can_extend_lexicon(kb: Path) -> None:
         # A relative who got the link asks what it is.
         ("mon pere voudrait savoir ce que c'est", "dispositif"),
         ("comment je supprime mon compte", "donnees"),
+        # The driving test's theory ("le code"), not a referral code.
+        ("jai raté mon code 2 fois", "permis"),
+        ("faut avoir quel age minimum", "eligibilite"),
+        ("vous financez le bafa ?", "formation"),
+        ("je vis chez mes parents et je cherche un taf", "emploi"),
     ],
 )
 def test_words_read_in_their_context(
