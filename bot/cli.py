@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from bot.logging import configure_logging, get_logger
 from bot.settings import Settings, load_settings
@@ -23,6 +23,7 @@ from referrals.store import Database
 from referrals.timeutil import day_bounds
 
 log = get_logger(__name__)
+T = TypeVar("T")
 USER_ERROR = 2
 
 
@@ -112,26 +113,35 @@ async def cmd_export(ctx: Context) -> int:
     def write_csv(conn: sqlite3.Connection, out: Any) -> int:
         return csvio.export_rows(conn, out, delimiter=delimiter, bom=ctx.args.excel)
 
+    def write_file(conn: sqlite3.Connection, path: Path) -> int:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            return write_csv(conn, out)
+
     db = await ctx.open_db()
     try:
         if ctx.args.out:
             out_path = Path(ctx.args.out)
-            tmp = out_path.with_name(out_path.name + ".part")
-            try:
-                with tmp.open("w", encoding="utf-8", newline="") as out:
-                    count = await db.call(write_csv, out)
-                tmp.replace(out_path)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise CliError(
-                    ctx.t("cli.cannot_write", path=str(out_path), reason=exc.strerror or exc)
-                ) from exc
+            count = await write_atomically(ctx, out_path, lambda tmp: db.call(write_file, tmp))
             print(ctx.t("import.exported", count=count, path=str(out_path)), file=sys.stderr)
         else:
             await db.call(write_csv, sys.stdout)
     finally:
         await db.close()
     return 0
+
+
+async def write_atomically(ctx: Context, path: Path, write: Callable[[Path], Awaitable[T]]) -> T:
+    """Write ``path`` through ``path.part`` (all or nothing), off the event loop by ``write``;
+    a clear message when it cannot be written."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        result = await write(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or exc
+        raise CliError(ctx.t("cli.cannot_write", path=str(path), reason=reason)) from exc
+    return result
 
 
 def period_text(ctx: Context, since: date | None, until: date | None) -> str:

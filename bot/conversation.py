@@ -176,6 +176,8 @@ class Conversation:
         for option in spec.options:
             if option.required and not cleaned.get(option.name):
                 return [self.reply(person, f"usage.{spec.name}", lang)]
+        if spec.participant and person.staff:
+            return [self.reply(person, "staff.not_participant", lang)]
         try:
             replies = await spec.handler(self, person, cleaned)
         except RelaisError as exc:
@@ -277,20 +279,17 @@ class Conversation:
                 ephemeral=False,
             )
         ]
-        if result.referrer is not None and result.referrer.discord_id:
-            ref = result.referrer
-            replies.append(
-                Reply(
-                    Target("discord", ref.discord_id, ref.name),
-                    self.t(
-                        "join.thanks_referrer", ref.lang or self.settings.lang, name=person.name
-                    ),
-                    ephemeral=False,
-                )
-            )
         if result.referrer is not None:
+            replies.extend(self.thanks_referrer(result.referrer, person.name))
             await self.guard.saw(result.referrer.id)
         return replies
+
+    def thanks_referrer(self, referrer: Participant, newcomer: str) -> list[Reply]:
+        """The thank-you to the member who brought ``newcomer`` (none without Discord)."""
+        if not referrer.discord_id:
+            return []
+        text = self.t("join.thanks_referrer", referrer.lang or self.settings.lang, name=newcomer)
+        return [Reply(Target("discord", referrer.discord_id, referrer.name), text, ephemeral=False)]
 
     def _resolve_link(self, link: str | None) -> tuple[str | None, int | None, int | None]:
         """A Discord invite URL gives its invite code; other links are resolved by code."""

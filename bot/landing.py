@@ -43,6 +43,7 @@ from bot.conversation import Conversation, clean_text
 from bot.logging import get_logger
 from bot.pages import Pages, install_pages
 from bot.ports import Person, Reply, Target
+from bot.sms.service import TOKEN_RE
 from referrals import codes
 from referrals.service import campaign_by_code, log_event
 
@@ -62,7 +63,6 @@ MAX_PHONE_INPUT = 25
 _CODE_RE = re.compile(r"[A-Za-z0-9-]{3,32}")
 _STATE_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
 _OAUTH_CODE_RE = re.compile(r"[A-Za-z0-9._~-]{1,256}")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")  # an invitation's token (bot/sms/service.py)
 _SNOWFLAKE_RE = re.compile(r"\d{1,21}")
 _NAME_STRIP = " \t.,;:!?'\"()[]{}<>@#*_~|-"
 
@@ -217,24 +217,22 @@ def resolve_invite(conn: sqlite3.Connection, raw: str) -> Invite | None:
     )
 
 
-def resolve_invitation(conn: sqlite3.Connection, token: str) -> tuple[Invite, int] | None:
-    """The member's invite and the invitation behind the link of an invitation SMS."""
-    if not _TOKEN_RE.fullmatch(token):
+def resolve_invitation(conn: sqlite3.Connection, token: str) -> Invite | None:
+    """The inviting member's invite behind the link of an invitation SMS (``/i/TOKEN``)."""
+    if not TOKEN_RE.fullmatch(token):
         return None
     row = conn.execute(
-        "SELECT i.id, p.code FROM invitations i JOIN participants p ON p.id = i.member_id"
+        "SELECT p.code FROM invitations i JOIN participants p ON p.id = i.member_id"
         " WHERE i.token = ? AND p.code IS NOT NULL",
         (token,),
     ).fetchone()
-    if row is None:
-        return None
-    invite = resolve_invite(conn, row[1])  # None when the member was erased or banned since
-    return (invite, row[0]) if invite is not None else None
+    # None as well when the member was erased or banned since.
+    return resolve_invite(conn, row[0]) if row is not None else None
 
 
 def _invitation_of(conn: sqlite3.Connection, token: str, member_id: int | None) -> int | None:
     """The id of this member's invitation with this token, if any."""
-    if member_id is None or not _TOKEN_RE.fullmatch(token):
+    if member_id is None or not TOKEN_RE.fullmatch(token):
         return None
     row = conn.execute(
         "SELECT id FROM invitations WHERE token = ? AND member_id = ?", (token, member_id)
@@ -242,7 +240,7 @@ def _invitation_of(conn: sqlite3.Connection, token: str, member_id: int | None) 
     return row[0] if row else None
 
 
-def _invitation_joined(conn: sqlite3.Connection, invitation_id: int, discord_id: str) -> bool:
+def _invitation_joined(conn: sqlite3.Connection, invitation_id: int, discord_id: str) -> None:
     """Count the invitation as joined by the participant who just joined through its link.
 
     Only when that participant was brought by the member who invited (a person Relais already
@@ -255,10 +253,16 @@ def _invitation_joined(conn: sqlite3.Connection, invitation_id: int, discord_id:
         " RETURNING member_id, joined_participant_id",
         (invitation_id, discord_id),
     ).fetchone()
-    if row is None:
-        return False
-    log_event(conn, "sms_relative_joined", row[1], row[0], via="discord", invitation=invitation_id)
-    return True
+    if row is not None:
+        member_id, participant_id = row
+        log_event(
+            conn,
+            "sms_relative_joined",
+            participant_id,
+            member_id,
+            via="discord",
+            invitation=invitation_id,
+        )
 
 
 def _new_state(
@@ -470,10 +474,9 @@ class Landing:
         invitation as joined (as a reply by SMS does).
         """
         token = request.match_info["token"]
-        found = await self.db.read(resolve_invitation, token)
-        if found is None:
+        invite = await self.db.read(resolve_invitation, token)
+        if invite is None:
             return self._not_found(request)
-        invite, _invitation_id = found
         return self._landing_page(
             request, invite, join_url=f"/r/{invite.code}/join?{urlencode({'i': token})}"
         )

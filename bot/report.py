@@ -93,7 +93,7 @@ async def build_report(
 
 async def cmd_report(ctx: Context) -> int:
     """``relais report --out FILE [--since D] [--until D]``."""
-    from bot.cli import CliError, parse_day, period_text
+    from bot.cli import parse_day, period_text, write_atomically
 
     since = parse_day(ctx, "--since", ctx.args.since)
     until = parse_day(ctx, "--until", ctx.args.until)
@@ -116,14 +116,8 @@ async def cmd_report(ctx: Context) -> int:
     finally:
         await db.close()
     out = Path(ctx.args.out)
-    tmp = out.with_name(out.name + ".part")
-    try:
-        await asyncio.to_thread(tmp.write_text, html, encoding="utf-8")
-        tmp.replace(out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CliError(
-            ctx.t("cli.cannot_write", path=str(out), reason=exc.strerror or exc)
-        ) from exc
+    await write_atomically(
+        ctx, out, lambda tmp: asyncio.to_thread(tmp.write_text, html, encoding="utf-8")
+    )
     print(ctx.t("analytics.report_written", path=str(out)), file=sys.stderr)
     return 0

@@ -27,7 +27,7 @@ from bot.logging import get_logger
 from bot.pages import PAGES, install_pages
 from bot.ports import Person
 from bot.settings import Settings
-from bot.sms.service import SmsService
+from bot.sms.service import TOKEN_RE, SmsService
 from bot.texts import Texts
 from referrals.store import Database
 
@@ -40,7 +40,6 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 FORM_TYPE = "application/x-www-form-urlencoded"
 EMPTY_TWIML = str(MessagingResponse())
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")
 _SID_RE = re.compile(r"[A-Za-z0-9]{2,64}")
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -161,7 +160,7 @@ async def stop_link(request: web.Request) -> web.Response:
     that POSTs, so that nobody is opted out by their phone alone.
     """
     token = request.match_info["token"]
-    valid = bool(_TOKEN_RE.fullmatch(token))
+    valid = bool(TOKEN_RE.fullmatch(token))
     agent = request.headers.get("User-Agent", "")
     if request.method == "HEAD" or (request.method == "GET" and _PREVIEW_AGENTS.search(agent)):
         state = "confirm" if valid else "unknown"

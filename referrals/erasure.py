@@ -158,6 +158,28 @@ def personal_data_json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
 
 
+# An outbound SMS keeps no number and no text (the text names the member and the relative).
+# Cancelled rather than deleted: the day's SMS budget still counts what was accepted.
+_SCRUB_OUTBOUND = (
+    "UPDATE outbound_sms SET status = CASE WHEN status = 'queued' THEN 'cancelled'"
+    " ELSE status END, to_phone = NULL, body = '' WHERE "
+)
+
+
+def scrub_invitations(conn: sqlite3.Connection, invitation_ids: list[int]) -> int:
+    """Remove the number, first name and SMS text of these invitations (the keyed hash stays);
+    those not sent yet are cancelled. Returns how many."""
+    for invitation_id in invitation_ids:
+        conn.execute(
+            "UPDATE invitations SET phone = NULL, first_name = NULL,"
+            " status = CASE WHEN status IN ('queued', 'waiting') THEN 'cancelled' ELSE status END"
+            " WHERE id = ?",
+            (invitation_id,),
+        )
+        conn.execute(_SCRUB_OUTBOUND + "invitation_id = ?", (invitation_id,))
+    return len(invitation_ids)
+
+
 def erase_participant(conn: sqlite3.Connection, participant_id: int) -> None:
     """Remove a person's identifiers and free text; keep an anonymous node for the figures."""
     row = conn.execute(
@@ -184,32 +206,18 @@ def erase_participant(conn: sqlite3.Connection, participant_id: int) -> None:
     conn.execute("UPDATE handoffs SET text = NULL WHERE participant_id = ?", (participant_id,))
     # Invitations this person sent (their name and link are in the SMS text), and the one that
     # brought them in when they are a relative (their first name is there).
-    invitation_ids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM invitations WHERE member_id = ? OR joined_participant_id = ?",
-            (participant_id, participant_id),
-        )
-    ]
-    for invitation_id in invitation_ids:
-        conn.execute(
-            "UPDATE invitations SET phone = NULL, first_name = NULL,"
-            " status = CASE WHEN status IN ('queued', 'waiting') THEN 'cancelled' ELSE status END"
-            " WHERE id = ?",
-            (invitation_id,),
-        )
-        # Cancelled rather than deleted: the day's SMS budget still counts what was accepted.
-        conn.execute(
-            "UPDATE outbound_sms SET status = CASE WHEN status = 'queued' THEN 'cancelled'"
-            " ELSE status END, to_phone = NULL, body = '' WHERE invitation_id = ?",
-            (invitation_id,),
-        )
+    scrub_invitations(
+        conn,
+        [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM invitations WHERE member_id = ? OR joined_participant_id = ?",
+                (participant_id, participant_id),
+            )
+        ],
+    )
     if phone_hash:
-        conn.execute(
-            "UPDATE outbound_sms SET status = CASE WHEN status = 'queued' THEN 'cancelled'"
-            " ELSE status END, to_phone = NULL, body = '' WHERE phone_hash = ?",
-            (phone_hash,),
-        )
+        conn.execute(_SCRUB_OUTBOUND + "phone_hash = ?", (phone_hash,))
     if row["erased_at"] is None:
         log_event(conn, "erased", participant_id)
 

@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from referrals.erasure import erase_participant
+from referrals.erasure import erase_participant, scrub_invitations
 from referrals.timeutil import to_iso
 
 PENDING_DAYS = 1
@@ -74,21 +74,7 @@ def expire_invitations(conn: sqlite3.Connection, cutoff: str) -> int:
             (cutoff,),
         )
     ]
-    for invitation_id in ids:
-        conn.execute(
-            "UPDATE invitations SET phone = NULL, first_name = NULL,"
-            " status = CASE WHEN status IN ('queued', 'waiting') THEN 'cancelled' ELSE status END"
-            " WHERE id = ?",
-            (invitation_id,),
-        )
-        # The SMS text carries the relative's first name and the member's name.
-        conn.execute(
-            "UPDATE outbound_sms SET to_phone = NULL, body = '',"
-            " status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END"
-            " WHERE invitation_id = ?",
-            (invitation_id,),
-        )
-    return len(ids)
+    return scrub_invitations(conn, ids)
 
 
 def inactive_participants(conn: sqlite3.Connection, cutoff: str) -> list[int]:

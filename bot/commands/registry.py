@@ -25,22 +25,25 @@ class Option:
 
 @dataclass(frozen=True)
 class Command:
-    """A slash command: its French name, options, whether it is for staff, its handler."""
+    """A slash command: its French name, options, who may use it, its handler."""
 
     name: str
     options: tuple[Option, ...]
-    staff: bool
+    staff: bool  # staff only
+    participant: bool  # young people and relatives only: staff are not participants
     handler: Handler
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, *options: Option, staff: bool = False) -> Callable[[Handler], Handler]:
+def command(
+    name: str, *options: Option, staff: bool = False, participant: bool = False
+) -> Callable[[Handler], Handler]:
     """Register a command handler."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, options, staff, handler)
+        COMMANDS[name] = Command(name, options, staff, participant, handler)
         return handler
 
     return register

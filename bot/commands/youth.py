@@ -12,11 +12,9 @@ if TYPE_CHECKING:
     from bot.conversation import Conversation
 
 
-@command("parrainage")
+@command("parrainage", participant=True)
 async def _parrainage(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     lang = conv.lang(person)
-    if person.staff:
-        return [conv.reply(person, "staff.not_participant", lang)]
     me = await conv.member(person)
     code = me.code or await conv.referrals.personal_code(me.id)
     link = await conv.personal_link(me)
@@ -34,40 +32,25 @@ async def _parrainage(conv: Conversation, person: Person, args: dict[str, str]) 
     ]
 
 
-@command("code", Option("code", rest=True))
+@command("code", Option("code", rest=True), participant=True)
 async def _code(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     lang = conv.lang(person)
-    if person.staff:
-        return [conv.reply(person, "staff.not_participant", lang)]
     me = await conv.member(person)
     result = await conv.referrals.redeem(me.id, args["code"])
     replies = []
     if result.referrer is not None:
         await conv.guard.saw(result.referrer.id)
         replies.append(conv.reply(person, "code.ok_peer", lang, name=result.referrer.name))
-        if result.referrer.discord_id:
-            replies.append(
-                Reply(
-                    Target("discord", result.referrer.discord_id, result.referrer.name),
-                    conv.t(
-                        "join.thanks_referrer",
-                        result.referrer.lang or conv.settings.lang,
-                        name=person.name,
-                    ),
-                    ephemeral=False,
-                )
-            )
+        replies.extend(conv.thanks_referrer(result.referrer, person.name))
     else:
         assert result.campaign is not None
         replies.append(conv.reply(person, "code.ok_campaign", lang, campaign=result.campaign.code))
     return replies
 
 
-@command("inviter", Option("numero"), Option("prenom", required=False, rest=True))
+@command("inviter", Option("numero"), Option("prenom", required=False, rest=True), participant=True)
 async def _inviter(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     lang = conv.lang(person)
-    if person.staff:
-        return [conv.reply(person, "staff.not_participant", lang)]
     me = await conv.member(person)
     number = await conv.sms.check_invitation(me.id, args["numero"])
     first_name = args.get("prenom") or None
@@ -88,10 +71,8 @@ async def _question(conv: Conversation, person: Person, args: dict[str, str]) ->
     return await conv.ask(person, args["texte"])
 
 
-@command("conseiller", Option("message", required=False, rest=True))
+@command("conseiller", Option("message", required=False, rest=True), participant=True)
 async def _conseiller(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
-    if person.staff:
-        return [conv.reply(person, "staff.not_participant", conv.lang(person))]
     return await conv.handoff(person, args.get("message"))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -44,7 +45,9 @@ MAX_ATTEMPTS = 5  # retryable provider errors (429, 503) before a message is mar
 RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(minutes=30)
 BUDGET_ALERT_SHARE = 0.8
-TOKEN_BYTES = 6  # opt-out link token: 8 URL-safe characters, 48 random bits
+TOKEN_BYTES = 6  # an invitation's token (its /i/ and /stop/ links): 8 URL-safe characters
+# What a token in a URL may look like (checked before any lookup).
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{4,64}")
 NAME_LIMIT = 24
 FIRST_NAME_LIMIT = 20
 PROGRAMME_LIMIT = 40
