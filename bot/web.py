@@ -128,7 +128,19 @@ async def twilio_status(request: web.Request) -> web.Response:
     status = form.get("MessageStatus") or form.get("SmsStatus") or ""
     if not _SID_RE.fullmatch(sid) or not re.fullmatch(r"[a-z_]{2,32}", status.strip().lower()):
         raise web.HTTPBadRequest(text="bad request")
-    await request.app[SMS].record_status(sid, status, form.get("ErrorCode"))
+    segments = (form.get("NumSegments") or "").strip()
+    price = (form.get("Price") or "").strip()
+    unit = (form.get("PriceUnit") or "").strip().upper()
+    await request.app[SMS].record_status(
+        sid,
+        status,
+        form.get("ErrorCode"),
+        # The recipient lets a message whose fate was unknown (no SID) be found again.
+        to=form.get("To") or None,
+        num_segments=int(segments) if re.fullmatch(r"[1-9]\d?", segments) else None,
+        price=price if re.fullmatch(r"-?\d{1,6}(\.\d{1,8})?", price) else None,
+        price_unit=unit if re.fullmatch(r"[A-Z]{3}", unit) else None,
+    )
     return web.Response(status=204)
 
 
