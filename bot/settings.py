@@ -245,7 +245,9 @@ def load_settings(
             raise ConfigError("config.bad_value", name="SMS_ALLOWED_COUNTRIES", value=value)
         kwargs["sms_allowed_countries"] = regions
     if (value := get("RELAIS_DEPARTMENT")) is not None:
-        if not re.fullmatch(r"0[1-9]|[1-8]\d|9[0-5]|2[AB]|97[1-8]|98[6-8]", value.upper()):
+        if not re.fullmatch(
+            r"0[1-9]|1\d|2[1-9]|[3-8]\d|9[0-5]|2[AB]|97[1-8]|98[6-8]", value.upper()
+        ):
             raise ConfigError("config.bad_value", name="RELAIS_DEPARTMENT", value=value)
         kwargs["department"] = value.upper()
     if "SMS_QUIET_HOURS" in values:

@@ -337,23 +337,23 @@ def finish(
 
 
 def requeue(
-    conn: sqlite3.Connection,
-    outbound_id: int,
-    not_before: str,
-    now: str,
-    code: str | None,
-    *,
-    count_attempt: bool = True,
+    conn: sqlite3.Connection, outbound_id: int, not_before: str, now: str, code: str | None
 ) -> None:
-    """Back to the queue, to leave at ``not_before``.
-
-    ``count_attempt=False``: the attempt did not count (the queue was paused by an account
-    error; the message itself was never at fault).
-    """
+    """Back to the queue, to leave at ``not_before``."""
     conn.execute(
-        "UPDATE outbound_sms SET status = 'queued', not_before = ?, error_code = ?, updated_at = ?,"
-        " attempts = attempts - ? WHERE id = ?",
-        (not_before, code, now, 0 if count_attempt else 1, outbound_id),
+        "UPDATE outbound_sms SET status = 'queued', not_before = ?, error_code = ?, updated_at = ?"
+        " WHERE id = ?",
+        (not_before, code, now, outbound_id),
+    )
+
+
+def release(conn: sqlite3.Connection, outbound_id: int, code: str, now: str) -> None:
+    """Back to the queue as it was, the attempt not counted: the provider account was at fault
+    (the queue is paused), not the message, which keeps its place."""
+    conn.execute(
+        "UPDATE outbound_sms SET status = 'queued', error_code = ?, updated_at = ?,"
+        " attempts = MAX(attempts - 1, 0) WHERE id = ?",
+        (code, now, outbound_id),
     )
 
 

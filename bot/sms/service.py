@@ -420,7 +420,7 @@ class SmsService:
         self._paused = code
 
         def run(conn: sqlite3.Connection) -> bool:
-            sms_queue.requeue(conn, claimed.id, _iso(now), _iso(now), code, count_attempt=False)
+            sms_queue.release(conn, claimed.id, code, _iso(now))
             return sms_queue.pause(conn, code, _iso(now))
 
         first = await self.db.write(run)

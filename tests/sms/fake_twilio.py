@@ -96,6 +96,11 @@ class FakeTwilio:
         """A request that never gets an answer."""
         return self.then(hang=True)
 
+    @staticmethod
+    def segments(body: str) -> int:
+        """Segments as Twilio bills a plain GSM-7 text: 160 characters, or 153 per part."""
+        return 1 if len(body) <= 160 else -(-len(body) // 153)
+
     @property
     def messages(self) -> list[dict[str, str]]:
         """Form fields of the authorized requests."""
@@ -146,7 +151,9 @@ class FakeTwilio:
                 "messaging_service_sid": form.get("MessagingServiceSid"),
                 "body": form.get("Body", ""),
                 "status": "queued",
-                "num_segments": "1",
+                "num_segments": str(self.segments(form.get("Body", ""))),
+                "price": None,
+                "price_unit": "EUR",
                 "direction": "outbound-api",
                 "api_version": "2010-04-01",
                 "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
