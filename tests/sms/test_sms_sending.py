@@ -423,7 +423,8 @@ async def test_a_status_callback_reconciles_an_unknown_message(
             form = status_form(sid, "delivered", Price="-0.07600", PriceUnit="EUR")
             assert await post_status(client, form) == 204
             row = await db.fetchone(
-                "SELECT provider_sid, num_segments, price, price_unit FROM outbound_sms WHERE id = 1"
+                "SELECT provider_sid, num_segments, price, price_unit FROM outbound_sms"
+                " WHERE id = 1"
             )
             assert tuple(row) == (sid, 2, "-0.07600", "EUR")
             assert await statuses(db) == [("delivered", "delivered"), ("unknown", "unknown")]
