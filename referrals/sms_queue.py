@@ -488,6 +488,34 @@ def opt_out_token(conn: sqlite3.Connection, token: str, now: str) -> bool:
     return True
 
 
+def prices_due(conn: sqlite3.Connection, before: str, limit: int) -> list[tuple[int, str]]:
+    """Messages with a final status older than ``before`` whose price was never fetched."""
+    rows = conn.execute(
+        "SELECT id, provider_sid FROM outbound_sms WHERE provider_sid IS NOT NULL"
+        " AND price IS NULL AND price_checked_at IS NULL"
+        " AND status IN ('delivered', 'undelivered', 'failed', 'read') AND updated_at <= ?"
+        " ORDER BY id LIMIT ?",
+        (before, limit),
+    ).fetchall()
+    return [(row[0], row[1]) for row in rows]
+
+
+def store_price(
+    conn: sqlite3.Connection,
+    outbound_id: int,
+    now: str,
+    num_segments: int | None,
+    price: str | None,
+    price_unit: str | None,
+) -> None:
+    """What Twilio bills for a message (fetched once; ``None`` when it still does not say)."""
+    conn.execute(
+        "UPDATE outbound_sms SET price_checked_at = ?, num_segments = COALESCE(?, num_segments),"
+        " price = COALESCE(?, price), price_unit = COALESCE(?, price_unit) WHERE id = ?",
+        (now, num_segments, price, price_unit, outbound_id),
+    )
+
+
 # ------------------------------------------------------------ figures for /stats
 
 

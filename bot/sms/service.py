@@ -56,6 +56,9 @@ WORKER_IDLE = 30.0  # seconds between queue checks when nothing is due sooner
 WORKER_ERROR_BACKOFF = (1.0, 60.0)
 # A status callback for a message whose fate was unknown is matched within this window.
 RECONCILE_WINDOW = timedelta(hours=6)
+# Twilio prices a message some time after its final status: fetched once, this long after it.
+PRICE_DELAY = timedelta(hours=1)
+PRICE_BATCH = 20
 OPTED_OUT_ERROR = sms_queue.OPTED_OUT_ERROR
 
 
@@ -428,6 +431,35 @@ class SmsService:
         if first:
             await self._alert_staff("sms.paused_staff", code=code)
 
+    async def collect_prices(self) -> int:
+        """Fetch, once, what Twilio bills for messages that reached a final status a while ago.
+
+        Only with a transport that can fetch a message (Twilio); returns how many were fetched.
+        """
+        fetch = getattr(self.transport, "fetch", None)
+        if fetch is None or self._paused is not None:
+            return 0
+        due = await self.db.read(
+            sms_queue.prices_due, _iso(self.clock() - PRICE_DELAY), PRICE_BATCH
+        )
+        for outbound_id, sid in due:
+            try:
+                found = await fetch(sid)
+            except SmsSendError as exc:
+                log.warning("sms_price_fetch_failed", outbound=outbound_id, code=exc.code)
+                if exc.retryable:
+                    break  # Twilio is busy: the next round tries again
+                found = None
+            await self.db.write(
+                sms_queue.store_price,
+                outbound_id,
+                self._now_iso(),
+                getattr(found, "num_segments", None),
+                getattr(found, "price", None),
+                getattr(found, "price_unit", None),
+            )
+        return len(due)
+
     async def _next_due_in(self) -> float:
         if self._paused is not None:
             return WORKER_IDLE
@@ -444,6 +476,7 @@ class SmsService:
             self._wake.clear()
             try:
                 await self.dispatch_due()
+                await self.collect_prices()
                 delay = await self._next_due_in()
                 failures = 0
             except asyncio.CancelledError:

@@ -219,6 +219,20 @@ class TwilioTransport:
             return _provider_sid(message)
         raise AssertionError("unreachable")
 
+    async def fetch(self, sid: str) -> ProviderSid:
+        """What Twilio now says of a sent message (its price is set after the final status)."""
+        client = self._ensure_client()
+        try:
+            async with asyncio.timeout(self.timeout):
+                message = await client.messages(sid).fetch_async()
+        except TimeoutError:
+            raise SmsSendError("timeout", ambiguous=True) from None
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise self._rest_error(exc) from None
+        except (TwilioException, aiohttp.ClientError, ValueError) as exc:
+            raise SmsSendError(type(exc).__name__, retryable=True) from None
+        return _provider_sid(message)
+
     def _rest_error(self, exc: TwilioRestException | TwilioServiceException) -> SmsSendError:
         status = int(exc.status) if exc.status else None
         code = exc.code

@@ -6,6 +6,8 @@ ALTER TABLE outbound_sms ADD COLUMN segments INTEGER;
 ALTER TABLE outbound_sms ADD COLUMN num_segments INTEGER;
 ALTER TABLE outbound_sms ADD COLUMN price TEXT;
 ALTER TABLE outbound_sms ADD COLUMN price_unit TEXT;
+-- Twilio sets the price some time after the final status: it is fetched once, then.
+ALTER TABLE outbound_sms ADD COLUMN price_checked_at TEXT;
 -- When the request to the provider left: a status callback for a message whose fate was unknown
 -- (no SID, after a timeout or a gateway error) is matched by its number's hash near that time.
 ALTER TABLE outbound_sms ADD COLUMN attempted_at TEXT;

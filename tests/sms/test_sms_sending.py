@@ -368,6 +368,32 @@ async def test_twilio_segments_are_stored(fake: FakeTwilio, db: Database) -> Non
         await transport.close()
 
 
+@pytest.mark.parametrize("price", ["-0.07600", None])
+async def test_the_price_is_fetched_once_after_the_final_status(
+    fake: FakeTwilio, db: Database, price: str | None
+) -> None:
+    clock, notifier = Clock(), RecordingNotifier()
+    sms, transport = await twilio_service(db, fake, clock, notifier)
+    fake.price = price
+    try:
+        await sms.invite(await add_member(db), MOBILE, None, LINK, "fr")
+        await sms.dispatch_due()
+        sid = (await db.fetchone("SELECT provider_sid FROM outbound_sms"))[0]
+        await sms.record_status(sid, "delivered", None)
+        assert await sms.collect_prices() == 0  # Twilio has not priced it yet
+        clock.advance(hours=2)
+        assert await sms.collect_prices() == 1
+        row = await db.fetchone("SELECT price, price_unit, price_checked_at FROM outbound_sms")
+        assert (row[0], row[1]) == (price, "EUR") and row[2]
+        assert await sms.collect_prices() == 0  # once
+        assert [r.path.rsplit("/", 1)[-1] for r in fake.requests] == [
+            "Messages.json",
+            f"{sid}.json",
+        ]
+    finally:
+        await transport.close()
+
+
 # ---------------------------------------------------------------- status callbacks
 
 
