@@ -21,7 +21,7 @@ from referrals.store import Database
 from referrals.timeutil import to_iso
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.bootstrap import App
 
 log = get_logger(__name__)
 
@@ -111,6 +111,7 @@ async def maintenance_loop(app: App, stop: asyncio.Event, tick: float = TICK) ->
     while not stop.is_set():
         try:
             await app.conversation.guard.watch(force=True)
+            await app.router.flush()  # replies waiting for a channel this process reaches
             if await daily_due(app.db, datetime.now(UTC)):
                 await run_daily(app)
         except asyncio.CancelledError:

@@ -302,3 +302,9 @@ class Database:
             await self.call(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
             await self._conn.close()
+
+
+def answers(conn: sqlite3.Connection) -> bool:
+    """Whether the database answers a trivial query (``/healthz``)."""
+    row = conn.execute("SELECT 1").fetchone()
+    return row is not None and row[0] == 1
