@@ -48,9 +48,8 @@ ALLOWED_IMPORTS = {
 ALLOWED_SQL = {
     # h3-sms: the outbound queue's SQL moves to referrals/sms_queue.py in that stream.
     "bot/sms/service.py",
-    # To move into the domain (landing invites and OAuth state, the doctor's and the
-    # maintenance loop's reads): listed here so that no new file gains SQL meanwhile.
-    "bot/landing.py",
+    # To move into the domain (the doctor's read-only inspection and the maintenance loop's
+    # bookkeeping): listed here so that no new file gains SQL meanwhile.
     "bot/doctor.py",
     "bot/maintenance.py",
 }
