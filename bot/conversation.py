@@ -90,22 +90,6 @@ def parse_command_line(text: str) -> tuple[str, dict[str, str]] | None:
     return spec.name, args
 
 
-def split_message(text: str, limit: int) -> list[str]:
-    """Split a long message at line breaks (then spaces) into parts of at most ``limit``."""
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        if cut <= 0:
-            cut = text.rfind(" ", 0, limit)
-        if cut <= 0:
-            cut = limit
-        parts.append(text[:cut].rstrip())
-        text = text[cut:].lstrip("\n ")
-    if text:
-        parts.append(text)
-    return parts
-
-
 class Conversation:
     """The conversation engine, shared by every channel."""
 
