@@ -342,12 +342,20 @@ class Conversation:
         text = text[:SMS_LIMIT]
         hashed = self.sms.hash(number)
         keyword = classify(text)
+        answer: FaqAnswer | None = None
+        via = "keyword"
         if keyword is None:
             refused = await self.guard.screen(person, "sms", phone_hash=hashed)
             if refused is not None:
                 return await self._sms_out(person, number, refused)
+            if text.strip():
+                hint = await self.db.read(sms_inbound.known_lang, hashed)
+                answer = self._faq_answer(text, self.texts.lang_of(hint or self.settings.lang))
+                if answer is not None and answer.kind == "answer" and answer.id == "stop":
+                    # A refusal in the person's own words is an opt-out, exactly like STOP.
+                    keyword, via = Keyword.STOP, "words"
         state = await self.db.write(
-            sms_inbound.record_inbound, hashed, keyword.value if keyword else None, at
+            sms_inbound.record_inbound, hashed, keyword.value if keyword else None, at, via
         )
         if state.silent:
             return []
@@ -359,7 +367,7 @@ class Conversation:
         elif not text.strip():
             replies = [self.reply(person, "sms.help", turn.lang)]
         else:
-            replies = await self._sms_question(person, turn, text)
+            replies = await self._sms_question(person, turn, text, answer)
         replies = await self._sms_out(person, number, replies)
         if state.joined and state.member_discord_id:
             # The member who invited them hears that it worked (first name only).
@@ -389,9 +397,19 @@ class Conversation:
             kept.append(reply)
         return kept
 
-    async def _sms_question(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+    def _faq_answer(self, text: str, lang: str) -> FaqAnswer | None:
         try:
-            answer = self.faq.answer(text, turn.lang)
+            return self.faq.answer(text, lang)
+        except Exception:
+            log.exception("sms_faq_failed")
+            return None
+
+    async def _sms_question(
+        self, person: Person, turn: SmsTurn, text: str, answer: FaqAnswer | None
+    ) -> list[Reply]:
+        try:
+            if answer is None:
+                answer = self.faq.answer(text, turn.lang)
             await self._store_question(turn.state.participant_id, turn.lang, text, answer)
             if answer.id:
                 return [Reply(Target.of(person), self.faq.short_answer(answer.id, turn.lang))]

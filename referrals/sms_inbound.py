@@ -27,6 +27,17 @@ def refused_sender(conn: sqlite3.Connection, reason: str, at: str) -> None:
     log_event(conn, "sms_sender_refused", at=at, reason=reason)
 
 
+def known_lang(conn: sqlite3.Connection, phone_hash: str) -> str | None:
+    """The language a number is known in: its participant's, else its latest invitation's."""
+    row = conn.execute(
+        "SELECT lang FROM participants WHERE phone_hash = ? AND lang IS NOT NULL"
+        " UNION ALL SELECT * FROM (SELECT lang FROM invitations WHERE phone_hash = ?"
+        " AND lang IS NOT NULL ORDER BY id DESC LIMIT 1) LIMIT 1",
+        (phone_hash, phone_hash),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def is_opted_out(conn: sqlite3.Connection, phone_hash: str) -> bool:
     """Whether the number (keyed hash) is on the opt-out list."""
     found = conn.execute("SELECT 1 FROM opt_outs WHERE phone_hash = ?", (phone_hash,)).fetchone()
@@ -54,6 +65,7 @@ def record_inbound(
     phone_hash: str,
     keyword: str | None,
     at: str,
+    via: str = "keyword",
 ) -> InboundState:
     """One inbound message, in one transaction: opt-out or opt-in, an invited relative's first
     reply (not an opt-out) makes them a participant, ``code`` from a stranger makes one too.
@@ -94,7 +106,7 @@ def record_inbound(
             "sms_opted_out",
             participant.id if participant else None,
             at=at,
-            via="keyword",
+            via=via,
             invitation=invitation_id,
         )
         return InboundState(stopped=True, lang=lang)

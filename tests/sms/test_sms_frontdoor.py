@@ -219,3 +219,16 @@ async def test_repeated_message_sid_is_answered_once(world: World) -> None:
         bodies.append(await response.text())
     assert "<Message>" in bodies[0] and "<Message>" not in bodies[1]
     assert await world.count("SELECT COUNT(*) FROM outbound_sms WHERE purpose = 'reply'") == 1
+
+
+async def test_a_refusal_in_words_opts_out_like_stop(world: World) -> None:
+    await invite_relative(world)
+    [confirmation] = await world.text("arrêtez de m'écrire, je veux plus de messages")
+    expected = gsm.fit(world.app.conversation.t("sms.stop_confirmed", "fr"), 2)
+    assert html.unescape(confirmation) == expected
+    assert await world.count("SELECT COUNT(*) FROM opt_outs") == 1
+    assert await world.count("SELECT COUNT(*) FROM events WHERE kind = 'sms_opted_out'") == 1
+    # An opt-out is not a "yes": the relative did not join, the member is not told.
+    assert await world.count("SELECT COUNT(*) FROM participants WHERE kind = 'relative'") == 0
+    assert await world.count("SELECT COUNT(*) FROM outbox") == 0
+    assert await world.text("c'est gratuit ?") == []
