@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from referrals.errors import RelaisError
 from referrals.service import by_phone_hash, log_event
+from referrals.sms_inbound import is_opted_out, opt_out
 from referrals.timeutil import to_iso
 
 BUDGET_ALERT_SHARE = 0.8
@@ -102,14 +103,6 @@ def budget_used(conn: sqlite3.Connection, day: str) -> int:
         (day,),
     ).fetchone()
     return int(row[0])
-
-
-def is_opted_out(conn: sqlite3.Connection, hashed: str) -> bool:
-    """True when the number's keyed hash is on the opt-out list."""
-    return (
-        conn.execute("SELECT 1 FROM opt_outs WHERE phone_hash = ?", (hashed,)).fetchone()
-        is not None
-    )
 
 
 def check_rules(
@@ -213,6 +206,30 @@ def queue_invitation(
     return invitation_id
 
 
+def record_reply(
+    conn: sqlite3.Connection,
+    hashed: str,
+    body: str,
+    segments: int,
+    at: str,
+    day: str,
+    budget: int,
+) -> tuple[bool, bool, int | None]:
+    """A reply to an inbound SMS, counted in the day's budget (it leaves in the TwiML answer).
+
+    Returns (allowed, first refusal of the day, usage when the 80 % alert is due).
+    """
+    if budget_used(conn, day) + segments > budget:
+        return False, once_per_day(conn, "sms_budget_exhausted", day), None
+    conn.execute(
+        "INSERT INTO outbound_sms (to_phone, phone_hash, body, purpose, status, attempts,"
+        " not_before, created_at, updated_at, budget_day, segments, attempted_at)"
+        " VALUES (NULL, ?, ?, 'reply', 'sent', 1, ?, ?, ?, ?, ?, ?)",
+        (hashed, body, at, at, at, day, segments, at),
+    )
+    return True, False, budget_alert_due(conn, budget, day)
+
+
 def insert_sending(
     conn: sqlite3.Connection, hashed: str, body: str, purpose: str, segments: int, at: str, day: str
 ) -> int:
@@ -288,21 +305,6 @@ def claim_next(conn: sqlite3.Connection, now: str, hold: Hold | None = None) -> 
             row["invitation_id"],
             row["attempts"] + 1,
         )
-
-
-def opt_out(conn: sqlite3.Connection, hashed: str, at: str) -> None:
-    """Keep the number's keyed hash on the opt-out list; cancel what still waits for it."""
-    conn.execute("INSERT OR IGNORE INTO opt_outs (phone_hash, at) VALUES (?, ?)", (hashed, at))
-    conn.execute(
-        "UPDATE outbound_sms SET status = 'cancelled', to_phone = NULL, updated_at = ?"
-        " WHERE phone_hash = ? AND status = 'queued'",
-        (at, hashed),
-    )
-    conn.execute(
-        "UPDATE invitations SET status = 'cancelled', phone = NULL"
-        " WHERE phone_hash = ? AND status IN ('queued', 'waiting')",
-        (hashed,),
-    )
 
 
 def finish(
@@ -552,7 +554,7 @@ def figures(conn: sqlite3.Connection, low: str | None, high: str | None, tz: str
     time; weeks are ISO weeks of ``tz``; segments are Twilio's count when known, else Relais's.
     """
     rows = conn.execute(
-        "SELECT o.status, o.error_code, COALESCE(o.num_segments, o.segments, 1) AS segs,"
+        "SELECT o.status, o.error_code, o.purpose, COALESCE(o.num_segments, o.segments, 1) AS segs,"
         " COALESCE(o.attempted_at, o.updated_at) AS at, c.code AS campaign"
         " FROM outbound_sms o"
         " LEFT JOIN invitations i ON i.id = o.invitation_id"
@@ -569,7 +571,8 @@ def figures(conn: sqlite3.Connection, low: str | None, high: str | None, tz: str
     campaigns: dict[str, dict[str, Any]] = {}
     weeks: dict[str, dict[str, Any]] = {}
     for row in rows:
-        outcome = _outcome(row["status"], row["error_code"])
+        # Replies leave inside the TwiML answer: they cost segments but have no delivery status.
+        outcome = None if row["purpose"] == "reply" else _outcome(row["status"], row["error_code"])
         year, week, _ = datetime.fromisoformat(row["at"]).astimezone(zone).isocalendar()
         week_label = f"{year}-W{week:02d}"
         buckets = [total, weeks.setdefault(week_label, _blank(week_label))]

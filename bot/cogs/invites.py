@@ -13,7 +13,6 @@ from discord.ext import commands
 from bot.cogs.base import RelaisCog, deliver, person_of, slash
 from bot.discord_tree import handle_error
 from bot.logging import get_logger
-from bot.sms.gsm import sms_first_name
 
 if TYPE_CHECKING:
     from bot.discord_app import RelaisBot
@@ -98,7 +97,9 @@ class InvitesCog(RelaisCog):
         """Without a number: the modal. With one: the confirmation buttons."""
         if numero is None:
             lang = self.bot.app.texts.lang_of(str(interaction.locale))
-            sender = sms_first_name(getattr(interaction.user, "display_name", None))
+            sender = self.conversation.sms.sender_prefill(
+                getattr(interaction.user, "display_name", None)
+            )
             await interaction.response.send_modal(InviteModal(self, lang, sender=sender))
             return
         await self.invite(interaction, numero, prenom, consented=False)

@@ -25,6 +25,7 @@ from sms_support import (
     make_service,
     make_settings,
     paris,
+    web_app_for,
 )
 from twilio.request_validator import RequestValidator
 
@@ -33,7 +34,6 @@ from bot.sms.quiet import recipient_calendar
 from bot.sms.service import SmsService
 from bot.sms.twilio_transport import TwilioTransport
 from bot.texts import Texts
-from bot.web import create_app
 from referrals import sms_queue
 from referrals.store import Database
 
@@ -438,7 +438,7 @@ async def test_a_status_callback_reconciles_an_unknown_message(
         fake.then(502, code=20502, message="Bad Gateway")
         await sms.dispatch_due()
         assert await statuses(db) == [("unknown", "unknown")] * 2
-        app = create_app(settings=sms.settings, texts=sms.texts, db=db, sms=sms)
+        app = web_app_for(sms)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             clock.advance(minutes=2)
             # The gateway had passed the first one on: Twilio's callback names a SID we never saw.
