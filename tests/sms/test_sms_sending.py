@@ -571,3 +571,64 @@ async def test_figures_per_campaign_and_week(db: Database) -> None:
     # A period keeps only what left in it.
     low = paris(2026, 3, 16, 0, 0).isoformat()
     assert (await sms.figures(low, None))["count"] == 1
+
+
+# ---------------------------------------------------------------- Twilio's own opt-out
+
+
+def inbound_form(body: str, sid: str, opt_out_type: str | None = None) -> dict[str, str]:
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": MOBILE,
+        "To": "+33700000000",
+        "Body": body,
+        "NumMedia": "0",
+    }
+    if opt_out_type:
+        form["OptOutType"] = opt_out_type
+    return form
+
+
+async def post_inbound(client: TestClient[Any, Any], form: dict[str, str]) -> tuple[int, str]:
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + "/twilio/sms", form)
+    response = await client.post(
+        "/twilio/sms",
+        data=urlencode(form),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        },
+    )
+    return response.status, await response.text()
+
+
+async def test_twilio_opt_out_types_are_mirrored_without_a_second_reply(db: Database) -> None:
+    sms = await make_service(
+        db,
+        PUBLIC_BASE_URL=PUBLIC,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_FROM_NUMBER="+33700000000",
+    )
+    opted = "SELECT COUNT(*) FROM opt_outs WHERE phone_hash = ?"
+    async with TestClient(TestServer(web_app_for(sms), host="127.0.0.1")) as client:
+        # Twilio answered "UNSUBSCRIBE" itself (in English): Relais records it, says nothing.
+        status, twiml = await post_inbound(
+            client, inbound_form("UNSUBSCRIBE", "SM" + "1" * 32, "STOP")
+        )
+        assert status == 200 and "<Message" not in twiml
+        assert (await db.fetchone(opted, (sms.hash(MOBILE),)))[0] == 1
+        assert await refused(sms.check_invitation(await add_member(db), MOBILE)) == "sms.opted_out"
+        # "YES" re-subscribes at Twilio: in Relais too, still without a second reply.
+        status, twiml = await post_inbound(client, inbound_form("YES", "SM" + "2" * 32, "START"))
+        assert status == 200 and "<Message" not in twiml
+        assert (await db.fetchone(opted, (sms.hash(MOBILE),)))[0] == 0
+        # HELP was answered by Twilio: nothing more.
+        status, twiml = await post_inbound(client, inbound_form("INFO", "SM" + "3" * 32, "HELP"))
+        assert status == 200 and "<Message" not in twiml
+        # Relais's own French keywords keep their French answer when Twilio did not answer.
+        status, twiml = await post_inbound(client, inbound_form("ARRET", "SM" + "4" * 32))
+        assert status == 200 and "<Message>" in twiml
+        assert (await db.fetchone(opted, (sms.hash(MOBILE),)))[0] == 1
