@@ -157,6 +157,8 @@ def period_text(ctx: Context, since: date | None, until: date | None) -> str:
 
 async def cmd_stats(ctx: Context) -> int:
     """``relais stats [--json] [--since] [--until]``."""
+    from bot.labels import channel_names
+
     since = parse_day(ctx, "--since", ctx.args.since)
     until = parse_day(ctx, "--until", ctx.args.until)
     low, high = day_bounds(since, until, ctx.settings.tz)
@@ -173,6 +175,7 @@ async def cmd_stats(ctx: Context) -> int:
                 "stats.report",
                 s=figures,
                 names={},
+                channel_names=channel_names(figures["channels"], ctx.t),
                 period=period_text(ctx, since, until),
             )
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import sqlite3
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from bot import charts, poster
+from bot import labels as labels_module
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
 from referrals import analytics, csvio, eventlog, stats
@@ -59,7 +61,17 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
         charts.weekly_chart_async(extra["weekly"], labels),
         charts.waves_chart_async(figures["waves"], labels),
     )
-    parts = [conv.t("stats.report", lang, s=figures, names=names, period=period)]
+    render = functools.partial(conv.t, lang=lang)
+    parts = [
+        conv.t(
+            "stats.report",
+            lang,
+            s=figures,
+            names=names,
+            period=period,
+            channel_names=labels_module.channel_names(figures["channels"], render),
+        )
+    ]
     if extra["campaigns"]:
         parts.append(conv.t("analytics.campaigns", lang, campaigns=extra["campaigns"]))
     parts.append(conv.t("analytics.chart_attached", lang))

@@ -103,6 +103,8 @@ async def test_weekly_of_an_empty_database(tmp_db: Database) -> None:
             "mean_subtree_size": None,
             "enrolled": 0,
             "enrollment_rate": None,
+            "observed_30d": 0,
+            "recruits_30d": None,
         }
         for name in analytics.SOURCES
     ]
@@ -199,7 +201,15 @@ async def test_channel_comparison_in_a_period_measures_subtrees_in_the_whole_gra
 
 async def test_compute_holds_every_part(graph_db: Database) -> None:
     figures = await graph_db.read(analytics.compute)
-    assert set(figures) == {"sources", "weekly", "campaigns", "channel_comparison"}
+    assert set(figures) == {
+        "sources",
+        "weekly",
+        "timeline",
+        "campaigns",
+        "channel_comparison",
+        "cohorts",
+        "implausible",
+    }
     assert sum(figures["sources"].values()) == sum(w["total"] for w in figures["weekly"]) == 8
 
 
