@@ -198,7 +198,9 @@ async def _export(conv: Conversation, person: Person, args: dict[str, str]) -> l
     # Excel in French reads semicolons, and UTF-8 only with a BOM.
     def run(conn: sqlite3.Connection) -> tuple[int, int]:
         return (
-            csvio.export_rows(conn, participants, delimiter=";", bom=True),
+            csvio.export_rows(
+                conn, participants, delimiter=";", bom=True, excel_tz=conv.settings.tz
+            ),
             eventlog.export_events(conn, events, delimiter=";", bom=True),
         )
 

@@ -226,7 +226,11 @@ async def test_subtree_is_breadth_first_and_limited(graph_db: Database) -> None:
 
 async def test_a_5000_long_chain(tmp_path: Path) -> None:
     rows = ["n0,,2026-01-01T00:00:00+00:00,,,\n"]
-    rows += [f"n{i},n{i - 1},2026-01-01T00:00:{i % 60:02d}+00:00,code,,\n" for i in range(1, 5000)]
+    # One second apart, each after its referrer (5,000 s: under two hours).
+    rows += [
+        f"n{i},n{i - 1},2026-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}+00:00,code,,\n"
+        for i in range(1, 5000)
+    ]
     db = await Database.open(tmp_path / "chain.db")
     try:
         await db.call(csvio.import_rows, HEADER + "".join(rows), "UTC")

@@ -156,6 +156,8 @@ BY_NAME: dict[str, Any] = {
 }
 
 BY_KEY: dict[str, dict[str, Any]] = {
+    "import.enrol_done": {"new": 12, "changed": 1},
+    "import.enrolled_before_joined": {"line": 4, "enrolled": "01/01/2026"},
     "stats.report": {
         "s": STATS,
         "names": {"p-1": "Léa"},
