@@ -63,6 +63,7 @@ def compute(
         "channel_comparison": channel_comparison(conn, since, until),
         "cohorts": cohorts(conn, since, until, tz),
         "implausible": implausible(conn, since, until, now),
+        "covered": covered(conn, since, until, tz, now),
     }
 
 
@@ -77,6 +78,28 @@ def _plausible_where(
     where, params = _where(since, until, "p")
     where = _and(where, "p.joined_at >= ? AND p.joined_at < ?")
     return where, [*params, PLAUSIBLE_FROM, plausible_until(now)]
+
+
+def covered(
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    tz: str = "UTC",
+    now: datetime | None = None,
+) -> dict[str, str] | None:
+    """The local days of the first and the last plausible join: the period the data cover."""
+    where, params = _plausible_where(since, until, now)
+    low, high = conn.execute(
+        f"SELECT MIN(p.joined_at), MAX(p.joined_at) FROM participants p{where}", params
+    ).fetchone()
+    first, last = parse_datetime(low or ""), parse_datetime(high or "")
+    if first is None or last is None:
+        return None
+    zone = ZoneInfo(tz)
+    return {
+        "first": first.astimezone(zone).date().isoformat(),
+        "last": last.astimezone(zone).date().isoformat(),
+    }
 
 
 def implausible(
@@ -432,12 +455,17 @@ def _comparison_row(
     }
 
 
+SUBTREE_SCAN = 20_000  # people read to choose a drawing's nodes (the deepest chain among them)
+
+
 def subtree(
     conn: sqlite3.Connection, participant_id: int, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """The participant's subtree, breadth first, for a drawing: id, parent, depth, name.
+    """The participant's subtree for a drawing: id, parent, depth, name, source, enrolled.
 
-    At most ``limit`` people (nearest waves first), so a huge tree stays drawable.
+    At most ``limit`` people: the longest chain first (what word of mouth achieved is what a
+    cut must not hide), then the nearest waves, breadth first. Erased people keep their place
+    in the drawing, without a name (``None``).
     """
     rows = conn.execute(
         # ORDER BY depth makes the recursion breadth first; its LIMIT stops the walk early.
@@ -447,8 +475,32 @@ def subtree(
         "  FROM participants p JOIN sub ON p.referrer_id = sub.id"
         "  ORDER BY 3 LIMIT ?)"
         " SELECT sub.id, sub.parent, sub.depth,"
-        "  CASE WHEN p.erased_at IS NULL THEN COALESCE(p.display_name, p.ref) ELSE p.ref END"
+        "  CASE WHEN p.erased_at IS NULL THEN COALESCE(p.display_name, p.ref) END,"
+        f"  {SOURCE_SQL}, p.enrolled_at IS NOT NULL"
         " FROM sub JOIN participants p ON p.id = sub.id ORDER BY sub.depth, p.joined_at, p.id",
-        (participant_id, limit),
+        (participant_id, max(limit, SUBTREE_SCAN)),
     ).fetchall()
-    return [{"id": r[0], "parent": r[1], "depth": r[2], "name": r[3]} for r in rows]
+    if len(rows) > limit:
+        parent = {row[0]: row[1] for row in rows}
+        chain: list[int] = []
+        node: int | None = rows[-1][0]  # the deepest (breadth-first order)
+        while node is not None:
+            chain.append(node)
+            node = parent.get(node)
+        keep = set(chain[::-1][:limit])
+        for row in rows:
+            if len(keep) >= limit:
+                break
+            keep.add(row[0])
+        rows = [row for row in rows if row[0] in keep]
+    return [
+        {
+            "id": r[0],
+            "parent": r[1],
+            "depth": r[2],
+            "name": r[3],
+            "source": r[4],
+            "enrolled": bool(r[5]),
+        }
+        for r in rows
+    ]

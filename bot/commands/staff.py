@@ -57,8 +57,9 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
             key, lang, since=since and since.isoformat(), until=until and until.isoformat()
         )
     labels = charts.chart_labels(lambda key: conv.t(key, lang))
-    weekly_png, waves_png = await asyncio.gather(
-        charts.weekly_chart_async(extra["weekly"], labels),
+    timeline_png, cohorts_png, waves_png = await asyncio.gather(
+        charts.timeline_chart_async(extra["timeline"], labels),
+        charts.cohorts_chart_async(extra["cohorts"], labels),
         charts.waves_chart_async(figures["waves"], labels),
     )
     render = functools.partial(conv.t, lang=lang)
@@ -76,13 +77,16 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
         parts.append(conv.t("analytics.campaigns", lang, campaigns=extra["campaigns"]))
     parts.append(conv.t("analytics.chart_attached", lang))
     stamp = now_iso()[:10]
-    source_names = {name: labels[f"source_{name}"] for name in analytics.SOURCES}
+    timeline_title = labels[f"chart_timeline_title_{extra['timeline']['bucket']}"]
     return [
         Reply(
             Target.of(person),
             "\n\n".join(parts),
             attachments=[
-                Attachment(f"relais-weekly-{stamp}.png", weekly_png, labels["chart_weekly_title"]),
+                Attachment(f"relais-timeline-{stamp}.png", timeline_png, timeline_title),
+                Attachment(
+                    f"relais-cohorts-{stamp}.png", cohorts_png, labels["chart_cohorts_title"]
+                ),
                 Attachment(f"relais-waves-{stamp}.png", waves_png, labels["chart_waves_title"]),
             ],
         ),
@@ -91,7 +95,7 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
             "analytics.comparison",
             lang,
             rows=extra["channel_comparison"],
-            source_names=source_names,
+            source_names=labels_module.source_names(render),
         ),
     ]
 

@@ -209,6 +209,7 @@ async def test_compute_holds_every_part(graph_db: Database) -> None:
         "channel_comparison",
         "cohorts",
         "implausible",
+        "covered",
     }
     assert sum(figures["sources"].values()) == sum(w["total"] for w in figures["weekly"]) == 8
 

@@ -49,7 +49,7 @@ def test_comparison_skips_empty_rows_and_indents_campaigns() -> None:
     text = TEXTS.render("analytics.comparison", "en", **SAMPLES)
     lines = text.splitlines()
     assert len(lines) == 3
-    assert lines[1].strip() == "• Par un pair: 40 · 30\u00a0% · 1,80 · 20\u00a0%"
+    assert lines[1].strip() == "• Par un pair: 40 · 30\u00a0% · 1,80 · 20\u00a0% · 0,40"
     assert lines[2].strip().startswith("↳ VAN-NANTES: 40")
 
 
