@@ -222,3 +222,41 @@ async def _export(conv: Conversation, person: Person, args: dict[str, str]) -> l
             ],
         )
     ]
+
+
+@command("rapport", Option("depuis", required=False), Option("jusqua", required=False), staff=True)
+async def _rapport(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
+    """The HTML report of ``relais report``, attached: staff need no shell on the server."""
+    from zoneinfo import ZoneInfo
+
+    from bot.report import build_report
+
+    lang = conv.lang(person)
+    since, until = _parse_day(args.get("depuis")), _parse_day(args.get("jusqua"))
+    low, high = day_bounds(since, until, conv.settings.tz)
+    period = ""
+    if since or until:
+        key = (
+            "stats.period_both"
+            if since and until
+            else ("stats.period_since" if since else "stats.period_until")
+        )
+        period = conv.t(
+            key, lang, since=since and since.isoformat(), until=until and until.isoformat()
+        )
+    generated = datetime.now(ZoneInfo(conv.settings.tz)).strftime("%Y-%m-%d %H:%M")
+    html = await build_report(
+        conv.db,
+        lang=lang if lang in ("fr", "en") else "fr",
+        programme=conv.settings.programme_name,
+        render=functools.partial(conv.t, lang=lang),
+        since=low,
+        until=high,
+        period=period,
+        generated=generated,
+        tz=conv.settings.tz,
+    )
+    stamp = now_iso()[:10]
+    reply = conv.reply(person, "analytics.report_attached", lang)
+    reply.attachments.append(Attachment(f"relais-rapport-{stamp}.html", html.encode("utf-8")))
+    return [reply]
