@@ -152,6 +152,9 @@ async def _campagne(conv: Conversation, person: Person, args: dict[str, str]) ->
         line=conv.t("analytics.poster_line" if link else "analytics.poster_line_no_qr", lang),
         code_caption=conv.t("analytics.poster_code_caption", lang),
         code_line=conv.t("analytics.poster_code_line", lang, code=campaign.code),
+        audience=conv.t("analytics.poster_audience", lang),
+        offer=conv.t("analytics.poster_offer", lang),
+        where=conv.t("analytics.poster_where", lang),
     )
     pdf = await poster.poster_pdf_async(text, campaign.code, link)
     reply = conv.reply(
