@@ -52,12 +52,11 @@ def compute(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Every analytics figure: sources, new participants over time, campaigns, channel
-    comparison, monthly cohorts, implausible dates.
+    comparison, monthly cohorts, implausible dates (``weekly`` stays available on its own).
 
     Weeks are the programme's (Monday 00:00 in ``tz``)."""
     return {
         "sources": sources(conn, since, until),
-        "weekly": weekly(conn, since, until, tz, now),
         "timeline": timeline(conn, since, until, tz, now),
         "campaigns": campaigns(conn, since, until),
         "channel_comparison": channel_comparison(conn, since, until),

@@ -203,7 +203,6 @@ async def test_compute_holds_every_part(graph_db: Database) -> None:
     figures = await graph_db.read(analytics.compute)
     assert set(figures) == {
         "sources",
-        "weekly",
         "timeline",
         "campaigns",
         "channel_comparison",
@@ -211,7 +210,11 @@ async def test_compute_holds_every_part(graph_db: Database) -> None:
         "implausible",
         "covered",
     }
-    assert sum(figures["sources"].values()) == sum(w["total"] for w in figures["weekly"]) == 8
+    assert (
+        sum(figures["sources"].values())
+        == sum(w["total"] for w in figures["timeline"]["rows"])
+        == 8
+    )
 
 
 async def test_subtree_is_breadth_first_and_limited(graph_db: Database) -> None:

@@ -20,6 +20,8 @@ SAMPLES = {
     "path": "report.html",
     "link": "https://discord.gg/abc",
     "public": False,
+    "week": {"participants": 12, "referred": 9, "invitations": {"sent": 3}},
+    "s": {"participants": 120, "recruits_30d": 0.42},
 }
 KEYS = [key for key in TEXTS.keys("fr") if key.startswith("analytics.")] + [
     "staff.campaign_created"

@@ -157,6 +157,10 @@ BY_NAME: dict[str, Any] = {
 
 BY_KEY: dict[str, dict[str, Any]] = {
     "import.enrol_done": {"new": 12, "changed": 1},
+    "analytics.weekly_post": {
+        "week": {"participants": 12, "referred": 9, "invitations": {"sent": 3}},
+        "s": STATS,
+    },
     "import.enrolled_before_joined": {"line": 4, "enrolled": "01/01/2026"},
     "stats.report": {
         "s": STATS,
