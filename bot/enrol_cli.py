@@ -15,12 +15,12 @@ from referrals import csvio
 from referrals.errors import ImportRejected
 
 if TYPE_CHECKING:
-    from bot.cli import Context
+    from bot.context import Context
 
 
 async def cmd_enrol(ctx: Context) -> int:
     """Read the file, check every line, then write every enrolment in one transaction."""
-    from bot.cli import CliError
+    from bot.context import CliError
 
     path = Path(ctx.args.file)
     try:

@@ -17,6 +17,7 @@ from bot import charts
 from bot.logging import get_logger
 from bot.ports import Attachment, Reply, Target
 from referrals import analytics, stats
+from referrals.store import get_meta, set_meta
 from referrals.timeutil import to_iso
 
 if TYPE_CHECKING:
@@ -68,8 +69,7 @@ async def weekly_reply(app: App, now: datetime) -> Reply:
 
 
 async def _last_week(db: Database) -> str | None:
-    row = await db.fetchone("SELECT value FROM meta WHERE key = ?", (LAST_POST_KEY,))
-    return str(row[0]) if row else None
+    return await db.read(get_meta, LAST_POST_KEY)
 
 
 async def post_weekly_if_due(app: App, now: datetime | None = None) -> bool:
@@ -82,13 +82,7 @@ async def post_weekly_if_due(app: App, now: datetime | None = None) -> bool:
     reply = await weekly_reply(app, now)
     key = week_key(now, app.settings.tz)
     # Recorded first: a failing channel must not make the bot post every minute.
-    await app.db.write(
-        lambda conn: conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (LAST_POST_KEY, key),
-        )
-    )
+    await app.db.write(set_meta, LAST_POST_KEY, key)
     await app.conversation.notifier.notify_staff(reply)
     log.info("weekly_report_posted", week=key)
     return True
