@@ -34,7 +34,13 @@ STATS = {
     "enrolled": 30,
     "enrollment_rate_referred": 0.28,
     "enrollment_rate_seeds": 0.1,
-    "top_referrers": [{"participant": "p-1", "recruits": 7}, {"participant": "p-2", "recruits": 3}],
+    "top_referrers": [
+        {"participant": "p-1", "recruits": 7, "rank": 1},
+        {"participant": "p-2", "recruits": 3, "rank": 2},
+    ],
+    "top_referrers_more_tied": 2,
+    "recruits_30d": 0.42,
+    "recruits_by_wave": [2.5, 0.6, 0.5, 0.3333, 0.0],
     "invitations": {
         "sent": 40,
         "delivered": 38,
@@ -159,7 +165,17 @@ SMS_FIGURES = {
 
 BY_KEY: dict[str, dict[str, Any]] = {
     "sms.stats": {"f": SMS_FIGURES},
-    "stats.report": {"s": STATS, "names": {"p-1": "Léa"}},
+    "import.enrol_done": {"new": 12, "changed": 1},
+    "analytics.weekly_post": {
+        "week": {"participants": 12, "referred": 9, "invitations": {"sent": 3}},
+        "s": STATS,
+    },
+    "import.enrolled_before_joined": {"line": 4, "enrolled": "01/01/2026"},
+    "stats.report": {
+        "s": STATS,
+        "names": {"p-1": "Léa"},
+        "channel_names": {"discord_invite": "lien Discord perso"},
+    },
     "chain.report": {
         "me": PARTICIPANT,
         "ancestors": [PARTICIPANT],
