@@ -261,6 +261,8 @@ class Conversation:
                 replies = await self._faq_button(person, arg, lang)
             elif action == "handoff":
                 replies = await self._handoff_button(person, arg, lang)
+            elif action == "questions" and arg.startswith("done:"):
+                replies = await self.command(person, "traiter", {"numero": arg[5:]})
             else:
                 replies = [self.reply(person, "bot.expired", lang)]
         except RelaisError as exc:
@@ -528,6 +530,8 @@ class Conversation:
         answered = answer.kind != "unknown"
         # Minimal data: the text is kept only when staff need it to improve the answers.
         keep_text = answer.kind == "unknown" or bool(answer.id and answer.score < 0.5)
+        if _menu_word(question):  # "1", "oui", "STOP": answers to menus, nothing to learn from
+            keep_text = False
         await self.db.write(
             dialogue.log_question,
             now_iso(),
@@ -725,6 +729,12 @@ SMS_KEYWORDS: dict[Keyword, SmsKeywordHandler] = {
     Keyword.CODE: Conversation.sms_code,
     Keyword.PERSON: Conversation.sms_person,
 }
+
+
+def _menu_word(text: str) -> bool:
+    """True for a menu answer or a keyword ("2", "oui", "stop"), never a question to review."""
+    folded = _fold(text)
+    return folded.isdigit() or folded in YES or folded in NO or classify(text) is not None
 
 
 def _recent(iso: str, minutes: int = 10) -> bool:
