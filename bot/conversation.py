@@ -364,7 +364,7 @@ class Conversation:
             number = self.sms.normalize_number(person.id)
         except RelaisError as exc:
             # Premium, foreign, fixed-line or alphanumeric senders get no reply (SMS pumping).
-            log.warning("sms_sender_refused", reason=exc.key)
+            log.info("sms_sender_refused", reason=exc.key)
             await self.db.write(sms_inbound.refused_sender, exc.key, at)
             return []
         text = text[:SMS_LIMIT]

@@ -49,6 +49,7 @@ BY_NAME: dict[str, Any] = {
     "programme": "Garantie Jeunes Pays de la Loire",
     "name": "Léa-Marie",
     "first_name": "Léa",
+    "why": "Permission denied",
     "member": "Jean-Baptiste",
     "code": "K7PM4QXB",
     "link": "https://relais.example.org/r/K7PM-4QXB",
