@@ -20,7 +20,7 @@ from bot.context import (
     period_text,
     write_atomically,
 )
-from bot.logging import configure_logging, get_logger
+from bot.logging import configure_logging, get_logger, open_log
 from bot.settings import Settings, load_settings
 from bot.texts import Texts
 from referrals import csvio, stats
@@ -214,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add("serve", _lazy("bot.bootstrap", "cmd_serve"), "only the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    add("console", _lazy("bot.bootstrap", "cmd_console"), "talk to the bot locally")
+    console = add("console", _lazy("bot.bootstrap", "cmd_console"), "talk to the bot locally")
+    console.add_argument("-v", "--verbose", action="store_true", help="log info too (stderr)")
+    console.add_argument("--log", metavar="FILE", help="write the log to FILE, not stderr")
     imp = add("import", cmd_import, "load referral records from a CSV file")
     imp.add_argument("file")
     enrol = add("enrol", _lazy("bot.enrol_cli", "cmd_enrol"), "mark enrolment from a CSV file")
@@ -276,10 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     # The services log on stdout (what containers and journald collect); every other command
     # keeps stdout for its own output (CSV, JSON, answers) and logs on stderr.
     service = args.command in {"run", "serve"}
-    configure_logging(
-        logging.WARNING if args.command == "console" else logging.INFO,
-        stream=sys.stdout if service else sys.stderr,
-    )
+    log_file = getattr(args, "log", None)
+    quiet = args.command == "console" and not getattr(args, "verbose", False)
+    try:
+        stream = open_log(log_file) if log_file else sys.stdout if service else sys.stderr
+    except OSError as exc:
+        print(
+            Texts().render("cli.log_unwritable", "fr", path=log_file, why=exc.strerror),
+            file=sys.stderr,
+        )
+        return USER_ERROR
+    configure_logging(logging.WARNING if quiet else logging.INFO, stream=stream)
     try:
         settings = load_settings()
     except ConfigError as exc:

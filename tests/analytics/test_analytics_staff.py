@@ -96,7 +96,9 @@ async def test_stats_is_for_staff_only(app: App) -> None:
 async def test_chaine_draws_a_subtree_of_more_than_three(app: App) -> None:
     (reply,) = await say(app, "/chaine A")
     assert "Venu par la campagne VAN" in reply.text
-    assert "3 personnes amenées en tout" in reply.text
+    assert (
+        "4 personnes dans sa chaîne (A inclus·e), dont 3 amenées directement ou non" in reply.text
+    )
     assert "Dessin de la chaîne joint (4 personnes)" in reply.text
     (drawing,) = reply.attachments
     assert drawing.filename == "relais-chain-A.png" and png_size(drawing.data) == (800, 700)

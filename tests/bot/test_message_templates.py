@@ -55,6 +55,7 @@ BY_NAME: dict[str, Any] = {
     "programme": "Garantie Jeunes Pays de la Loire",
     "name": "Léa-Marie",
     "first_name": "Léa",
+    "why": "Permission denied",
     "member": "Jean-Baptiste",
     "code": "K7PM4QXB",
     "link": "https://relais.example.org/r/K7PM-4QXB",
@@ -200,10 +201,21 @@ BY_KEY: dict[str, dict[str, Any]] = {
         "r": {
             "asked": 10,
             "unanswered_count": 2,
-            "questions": [{"text": "t'as un vélo", "entry": None, "score": 0.1}],
+            "distinct": 1,
+            "questions": [
+                {
+                    "id": 7,
+                    "text": "t'as un vélo",
+                    "count": 2,
+                    "last_at": "2026-12-03T10:00:00+00:00",
+                    "entry": None,
+                    "score": 0.1,
+                }
+            ],
             "feedback": [{"entry": "cej", "useful": 3, "useless": 1}],
         }
     },
+    "learning.handled": {"text": "t'as un vélo", "count": 2, "entry": "mobilite"},
     "code.ok_campaign": {"campaign": "VAN-NANTES"},
     "join.welcome": {"campaign": "VAN-NANTES", "referrer": "Léa"},
     "bot.help": {"staff": True},
