@@ -23,12 +23,10 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import math
 import re
 import secrets
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +37,7 @@ import aiohttp
 import phonenumbers
 from aiohttp import web
 
+from bot.clientaddr import RateLimiter, client_bucket
 from bot.conversation import Conversation, clean_text
 from bot.logging import get_logger
 from bot.pages import Pages, install_pages
@@ -75,61 +74,6 @@ class DiscordUnavailable(Exception):
 
 class DiscordRefused(Exception):
     """Discord answered, and refused to add the member (banned, too many servers...)."""
-
-
-class RateLimiter:
-    """In-memory token buckets, one per key (client IP): ``rate`` requests per ``per`` seconds."""
-
-    def __init__(
-        self,
-        rate: int = RATE,
-        per: float = PER,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 50_000,
-    ) -> None:
-        self.rate = rate
-        self.per = per
-        self.clock = clock
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str) -> float:
-        """Spend one token: 0 when allowed, else the seconds to wait for the next one."""
-        now = self.clock()
-        refill = self.rate / self.per
-        tokens, last = self._buckets.get(key, (float(self.rate), now))
-        tokens = min(float(self.rate), tokens + (now - last) * refill)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / refill
-        self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > self.max_keys:
-            self._prune(now)
-        return 0.0
-
-    def _prune(self, now: float) -> None:
-        # A bucket idle for a whole period is full again: forgetting it changes nothing.
-        for key in [k for k, (_, last) in self._buckets.items() if now - last >= self.per]:
-            del self._buckets[key]
-
-
-def client_ip(request: web.Request) -> str:
-    """The client's address; behind a local reverse proxy, the last X-Forwarded-For hop."""
-    peer = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded:
-        try:
-            address = ipaddress.ip_address(peer)
-            trusted = address.is_loopback or address.is_private
-        except ValueError:
-            trusted = False
-        if trusted:
-            # The rightmost entry is the one our own proxy added: the others are client-supplied.
-            candidate = forwarded.rsplit(",", 1)[-1].strip()
-            with contextlib.suppress(ValueError):
-                return str(ipaddress.ip_address(candidate))
-    return peer or "unknown"
 
 
 def first_name(display_name: str | None) -> str | None:
@@ -377,7 +321,7 @@ class Landing:
         self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            wait = self.limiter.take(client_ip(request))
+            wait = self.limiter.take(client_bucket(request, self.settings.trusted_proxies))
             if wait > 0:
                 return self.pages.response(
                     request,

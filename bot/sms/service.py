@@ -286,7 +286,9 @@ class SmsService:
 
     async def start(self) -> None:
         """Load the hashing secret and resume the queue after a restart."""
-        self._secret = await self.db.call(load_secret, self.settings.secret)
+        self._secret = await self.db.call(
+            load_secret, self.settings.secret, self.settings.secret_file_for(self.db.path)
+        )
         recovered = await self.db.write(_recover, self._now_iso())
         if recovered:
             log.warning("sms_unknown_after_restart", count=recovered)
