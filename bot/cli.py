@@ -19,6 +19,7 @@ from bot.settings import Settings, load_settings
 from bot.texts import MessageCatalogError, Texts
 from referrals import csvio, stats
 from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
+from referrals.files import create_private
 from referrals.store import Database
 from referrals.timeutil import day_bounds
 
@@ -135,6 +136,8 @@ async def write_atomically(ctx: Context, path: Path, write: Callable[[Path], Awa
     a clear message when it cannot be written."""
     tmp = path.with_name(path.name + ".part")
     try:
+        # Personal data: the file is the bot's user's only (0600), whatever the umask.
+        await asyncio.to_thread(create_private, tmp)
         result = await write(tmp)
         tmp.replace(path)
     except OSError as exc:

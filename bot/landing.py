@@ -42,6 +42,7 @@ from bot.conversation import Conversation, clean_text
 from bot.logging import get_logger
 from bot.pages import Pages, install_pages
 from bot.ports import Person, Reply, Target
+from bot.sms.phone import CALLBACK_KINDS, number_kind
 from bot.sms.service import TOKEN_RE
 from referrals import codes
 from referrals.service import campaign_by_code, log_event
@@ -385,7 +386,7 @@ class Landing:
         *,
         status: int = 200,
         values: dict[str, str] | None = None,
-        errors: dict[str, bool] | None = None,
+        errors: dict[str, bool | str] | None = None,
         join_url: str | None = None,
     ) -> web.Response:
         return self.pages.response(
@@ -470,12 +471,14 @@ class Landing:
         raw_phone = form.get("telephone")
         name = clean_text(raw_name)[: MAX_FIRST_NAME + 1] if isinstance(raw_name, str) else ""
         phone_text = clean_text(raw_phone)[:MAX_PHONE_INPUT] if isinstance(raw_phone, str) else ""
-        errors: dict[str, bool] = {}
+        errors: dict[str, bool | str] = {}
         if not name or len(name) > MAX_FIRST_NAME or not any(c.isalpha() for c in name):
             errors["prenom"] = True
         e164 = parse_phone(phone_text, self.settings.sms_allowed_countries)
         if e164 is None:
             errors["telephone"] = True
+        elif number_kind(e164) not in CALLBACK_KINDS:  # premium-rate, shared-cost...: refused
+            errors["telephone"] = "special"
         if form.get("consentement") != "oui":
             errors["consentement"] = True
         if errors:
