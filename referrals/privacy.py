@@ -102,6 +102,10 @@ def load_secret(
         key = _read_key(key_file)
         log.warning("secret_key_file_created", extra={"path": str(key_file)})
     if stored is not None:
+        if key is not None and stored.encode("ascii") != key:
+            # A different key file was set up meanwhile: keep the old key (it hashed some
+            # numbers) in a private file beside it rather than lose it with the erasure.
+            _write_key(key_file.with_name(key_file.name + ".from-database"), stored)
         _erase_stored_secret(conn)
         log.warning("secret_moved_out_of_database", extra={"path": str(key_file)})
     if configured:

@@ -148,3 +148,21 @@ def test_the_console_says_where_it_created_the_key(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "other.key" in done.stderr and "trop courte" in done.stderr
+
+
+async def test_a_different_old_secret_is_kept_aside_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "relais.db"
+    db = await Database.open(path)
+    await db.write(
+        lambda conn: conn.execute("INSERT INTO meta VALUES ('secret', ?)", (OLD_SECRET,))
+    )
+    await db.close()
+    (tmp_path / "relais.key").write_text("b" * 64 + "\n", encoding="ascii")
+    story = await Story.open(tmp_path, "relais.db")
+    try:
+        assert story.app.sms.hash(NUMBER) == phone_hash(b"b" * 64, NUMBER)  # type: ignore[attr-defined]
+    finally:
+        await story.close()
+    aside = tmp_path / "relais.key.from-database"
+    assert aside.read_text(encoding="ascii").strip() == OLD_SECRET and mode(aside) == 0o600
+    assert OLD_SECRET.encode() not in file_bytes(path)
