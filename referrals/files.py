@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -51,8 +52,17 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
 
 def ensure_private_database(path: Path) -> None:
     """Before SQLite opens ``path``: create a new database file 0600 (an empty file is an empty
-    database); SQLite gives its WAL and shared-memory files the database file's mode."""
+    database), or make an existing one 0600; SQLite gives its WAL and shared-memory files the
+    database file's mode."""
     if str(path) == ":memory:" or str(path).startswith("file:"):
         return
     if not path.exists():
         create_private(path)
+        return
+    # A database an older version created world-readable (and its WAL and shared memory, which
+    # follow its mode) is made private too, when it is ours to change.
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):
+            info = candidate.stat()
+            if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.getuid():
+                os.chmod(candidate, FILE_MODE)

@@ -121,3 +121,17 @@ async def test_mesdonnees_in_the_console_writes_each_person_their_own_file(
     assert "bob" in paths[1].read_text(encoding="utf-8")
     assert "bob" not in paths[0].read_text(encoding="utf-8")
     assert all(mode(p) == 0o600 for p in paths) and mode(paths[0].parent) == 0o700
+
+
+async def test_a_world_readable_database_of_an_older_version_becomes_private(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    db = await Database.open(path)
+    await db.close()
+    path.chmod(0o644)
+    db = await Database.open(path)
+    try:
+        assert mode(path) == 0o600
+    finally:
+        await db.close()
