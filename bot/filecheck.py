@@ -15,7 +15,7 @@ import yaml
 from bot.logging import get_logger
 
 if TYPE_CHECKING:
-    from bot.cli import Context
+    from bot.context import Context
 
 log = get_logger(__name__)
 MAX_DETAIL = 300
