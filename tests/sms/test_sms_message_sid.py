@@ -10,11 +10,10 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from fake_twilio import AUTH_TOKEN
-from sms_support import MOBILE, Clock, make_service, paris
+from sms_support import MOBILE, Clock, make_service, paris, web_app_for
 from twilio.request_validator import RequestValidator
 
 from bot.sms.service import SmsService
-from bot.web import create_app
 from referrals.store import Database
 
 PUBLIC = "https://relais.example.fr"
@@ -30,7 +29,7 @@ async def client(db: Database) -> AsyncIterator[TestClient[Any, Any]]:
         TWILIO_ACCOUNT_SID="AC" + "1" * 32,
         TWILIO_FROM_NUMBER="+33700000000",
     )
-    app = create_app(settings=sms.settings, texts=sms.texts, db=db, sms=sms)
+    app = web_app_for(sms)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 

@@ -51,6 +51,8 @@ async def _client(tmp_path: Path, **env: str) -> AsyncIterator[TestClient[Any, A
         texts=services.texts,
         db=services.db,
         sms=services.sms,  # type: ignore[arg-type]
+        conversation=services.conversation,
+        router=services.router,
         limiter=RateLimiter(2, 3600.0),
     )
     setup_landing(app, conversation=services.conversation, limiter=RateLimiter(2, 3600.0))
