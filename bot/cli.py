@@ -22,7 +22,7 @@ from bot.context import (
 )
 from bot.logging import configure_logging, get_logger, open_log
 from bot.settings import Settings, load_settings
-from bot.texts import Texts
+from bot.texts import MessageCatalogError, Texts
 from referrals import csvio, stats
 from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
 from referrals.timeutil import day_bounds
@@ -297,7 +297,13 @@ def main(argv: list[str] | None = None) -> int:
             return USER_ERROR
         # The doctor reads the raw variables itself and names every bad one, not only the first.
         settings = Settings()
-    ctx = Context(settings, args)
+    try:
+        ctx = Context(settings, args)
+    except MessageCatalogError as exc:  # the texts themselves are broken: say which file
+        from bot.filecheck import catalog_problem
+
+        print(catalog_problem(exc), file=sys.stderr)
+        return USER_ERROR
     try:
         return asyncio.run(args.handler(ctx))
     except CliError as exc:
@@ -312,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from bot.filecheck import refusal
+
+        # A broken file (database, knowledge base, messages) is the user's to fix: one sentence
+        # naming it, exit 2; the detail goes to the log, without a traceback.
+        message = refusal(ctx, exc)
+        if message is not None:
+            print(message, file=sys.stderr)
+            return USER_ERROR
         log.exception("command_failed", command=args.command)
         print(ctx.t("cli.unexpected", kind=type(exc).__name__), file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.logging import get_logger
 from referrals.erasure import checkpoint
+from referrals.files import private_dir
 from referrals.retention import RetentionPolicy, apply_retention
 from referrals.store import Database, get_meta, set_meta
 from referrals.timeutil import to_iso
@@ -54,7 +55,7 @@ def _rotate(directory: Path, keep: int) -> None:
 
 async def backup_rotate(db: Database, directory: Path, keep: int, now: datetime) -> Path:
     """Write a dated online backup into ``directory``; keep only the ``keep`` newest."""
-    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(private_dir, directory)
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = directory / f"{BACKUP_PREFIX}{stamp}{BACKUP_SUFFIX}"
     await db.backup(target)
