@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.base import RelaisCog, deliver, slash, staff_member
+from bot.cogs.base import RelaisCog, deliver, display_name, slash, staff_member
 from bot.logging import get_logger
 from bot.ports import Person
 
@@ -56,7 +56,7 @@ class FaqCog(RelaisCog):
         person = Person(
             "discord",
             str(author.id),
-            author.display_name,
+            display_name(author),
             staff=staff_member(self.bot, author),
         )
         try:
