@@ -71,7 +71,8 @@ class RelaisBot(commands.Bot):
             intents=intents(),
             tree_cls=RelaisTree,
             help_command=None,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            # Nothing the bot sends pings anyone: replies echo names and text people typed.
+            allowed_mentions=discord.AllowedMentions.none(),
             **options,
         )
         self.settings = settings
@@ -96,6 +97,10 @@ class RelaisBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(RelaisButton)
+        if self.app is not None and self.settings.discord_guild_id:
+            # Before the gateway connects: a join delivered with GUILD_CREATE, before on_ready,
+            # is then compared with real counts, not with an empty cache.
+            await self.joins.load_at_start(self.settings.discord_guild_id)
         if self.dev_sync and self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
             self.tree.copy_global_to(guild=guild)

@@ -120,10 +120,20 @@ class InvitesCog(RelaisCog):
     # ------------------------------------------------------------ join attribution
 
     @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        """A new gateway session (not a resume): note when, for the missed joins."""
+        self.bot.joins.connected()
+
+    @commands.Cog.listener()
     async def on_ready(self) -> None:
-        """Load the invite caches (also after a reconnect: counts may have moved meanwhile)."""
+        """Reload the invite caches (counts may have moved while disconnected), then record the
+        members who joined meanwhile."""
         for guild in self.bot.guilds:
             await self.bot.joins.load(guild)
+            try:
+                await self.bot.joins.catch_up(guild)
+            except Exception:
+                log.exception("missed_joins_failed")
 
     @commands.Cog.listener()
     async def on_invite_create(self, invite: discord.Invite) -> None:

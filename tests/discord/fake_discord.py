@@ -228,6 +228,8 @@ class FakeDiscord:
         self.ready_sent = asyncio.Event()
         self.sequence = 0
         self.command_ids: dict[str, int] = {}
+        # Joins to deliver right after the next GUILD_CREATE (before the bot is ready).
+        self.joins_on_connect: list[tuple[int, str, str | None]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._seed()
@@ -420,6 +422,11 @@ class FakeDiscord:
         async with asyncio.timeout(within):
             async with self.changed:
                 await self.changed.wait_for(predicate)
+
+    async def next_change(self) -> None:
+        """Wait for the next request or gateway frame (poll-free loops over other state)."""
+        async with self.changed:
+            await self.changed.wait()
 
     def calls(self, method: str | None = None, path: str = "") -> list[RestCall]:
         """Recorded calls, by method and a path regex (``re.search``)."""
@@ -692,6 +699,9 @@ class FakeDiscord:
             if self.guild_available:
                 await self._send(ws, "GUILD_CREATE", self.guild_payload())
             self.ready_sent.set()
+            pending, self.joins_on_connect = self.joins_on_connect, []
+            for user_id, name, via in pending:
+                await self._join(ws, user_id, name, via)
         elif op == 6:  # resume
             self.resumes += 1
             if self.resume_ok:
@@ -741,7 +751,16 @@ class FakeDiscord:
 
     async def join(self, user_id: int, name: str, *, via: str | None = None) -> Member:
         """A member joins (through the invite ``via``, whose use count goes up)."""
+        await self.wait_until(lambda: bool(self.sessions))
+        return await self._join(self.sessions[-1], user_id, name, via)
+
+    def joined_while_away(self, user_id: int, name: str, *, via: str | None = None) -> Member:
+        """A member joins while the bot is not connected: no event, only counts and the list."""
         member = self.add_member(user_id, name)
+        self._use(via)
+        return member
+
+    def _use(self, via: str | None) -> None:
         if via is not None:
             if via in self.invites:
                 invite = self.invites[via]
@@ -750,7 +769,13 @@ class FakeDiscord:
                     del self.invites[via]
             elif self.vanity is not None and via == self.vanity[0]:
                 self.vanity = (via, self.vanity[1] + 1)
-        await self.dispatch("GUILD_MEMBER_ADD", {**member.payload(), "guild_id": str(GUILD_ID)})
+
+    async def _join(
+        self, ws: web.WebSocketResponse, user_id: int, name: str, via: str | None
+    ) -> Member:
+        member = self.add_member(user_id, name)
+        self._use(via)
+        await self._send(ws, "GUILD_MEMBER_ADD", {**member.payload(), "guild_id": str(GUILD_ID)})
         return member
 
     def _member_or_user(self, user_id: int, guild: bool) -> dict[str, Any]:
