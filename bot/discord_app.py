@@ -14,6 +14,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -335,14 +336,19 @@ async def cmd_discord_sync(ctx: Context) -> int:
 
 PERMISSIONS = (
     "manage_guild",
+    "manage_channels",
     "create_instant_invite",
     "send_messages",
     "embed_links",
     "attach_files",
 )
+INVITE_CAP = 1000  # Discord's limit of invites per server (error 30016)
+INVITE_WARN = 900
+
+Findings = list[tuple[bool, str, dict[str, Any]]]
 
 
-def check_lines(ctx: Context, findings: list[tuple[bool, str, dict[str, Any]]]) -> list[str]:
+def check_lines(ctx: Context, findings: Findings) -> list[str]:
     """Plain-words lines for the check's findings."""
     lines = [ctx.t("discord.check.title")]
     for ok, key, params in findings:
@@ -357,21 +363,52 @@ def check_lines(ctx: Context, findings: list[tuple[bool, str, dict[str, Any]]]) 
     return lines
 
 
+CHECK_ERRORS = (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    """The parameters of a 'Discord refused' line: HTTP status and Discord's error code."""
+    if isinstance(exc, discord.HTTPException):
+        return {"reason": f"{exc.status} ({exc.code})"}
+    return {"reason": type(exc).__name__}
+
+
 async def cmd_discord_check(ctx: Context) -> int:
-    """``relais discord check``: what is missing, in plain words; exit 1 when something is."""
+    """``relais discord check``: what is missing, in plain words; exit 1 when something is.
+
+    Never raises on a Discord refusal: each one becomes a line (the members intent, a missing
+    permission, an interactions endpoint URL that diverts the commands...)."""
     ctx.settings.require("DISCORD_TOKEN")
     settings = ctx.settings
     bot = RelaisBot(settings)
-    findings: list[tuple[bool, str, dict[str, Any]]] = []
+    findings: Findings = []
     async with bot:
         await _login(ctx, bot)
         findings.append((True, "token", {"name": str(bot.user)}))
-        info = await bot.application_info()
-        flags = info.flags
-        members = bool(flags.gateway_guild_members or flags.gateway_guild_members_limited)
-        findings.append((members, "members_intent" if members else "members_intent_missing", {}))
+        try:
+            info = await bot.application_info()
+        except CHECK_ERRORS as exc:
+            findings.append((False, "app_info_failed", _failure(exc)))
+        else:
+            flags = info.flags
+            members = bool(flags.gateway_guild_members or flags.gateway_guild_members_limited)
+            findings.append(
+                (members, "members_intent" if members else "members_intent_missing", {})
+            )
+            endpoint = info.interactions_endpoint_url
+            findings.append(
+                (
+                    not endpoint,
+                    "interactions_endpoint" if not endpoint else "interactions_endpoint_set",
+                    {"url": endpoint or ""},
+                )
+            )
         findings.append((True, "message_content", {}))
-        guild = await _check_guild(bot, settings, findings)
+        try:
+            guild = await _check_guild(bot, settings, findings)
+        except CHECK_ERRORS as exc:
+            findings.append((False, "guild_failed", _failure(exc)))
+            guild = None
         if guild is not None:
             await _check_guild_setup(ctx, bot, guild, findings)
     for line in check_lines(ctx, findings):
@@ -380,7 +417,7 @@ async def cmd_discord_check(ctx: Context) -> int:
 
 
 async def _check_guild(
-    bot: RelaisBot, settings: Settings, findings: list[tuple[bool, str, dict[str, Any]]]
+    bot: RelaisBot, settings: Settings, findings: Findings
 ) -> discord.Guild | None:
     if settings.discord_guild_id:
         try:
@@ -402,14 +439,16 @@ async def _check_guild(
 
 
 async def _check_guild_setup(
-    ctx: Context,
-    bot: RelaisBot,
-    guild: discord.Guild,
-    findings: list[tuple[bool, str, dict[str, Any]]],
+    ctx: Context, bot: RelaisBot, guild: discord.Guild, findings: Findings
 ) -> None:
+    """Permissions, staff role and channel, invite count; each refusal is one line."""
     settings = ctx.settings
     assert bot.user is not None
-    me = await guild.fetch_member(bot.user.id)
+    try:
+        me = await guild.fetch_member(bot.user.id)
+    except CHECK_ERRORS as exc:
+        findings.append((False, "member_failed", _failure(exc)))
+        return
     granted = me.guild_permissions
     for name in PERMISSIONS:
         ok = bool(getattr(granted, name))
@@ -428,11 +467,48 @@ async def _check_guild_setup(
     if role is None:
         findings.append((False, "staff_role_missing", {"name": wanted}))
     else:
-        count = sum(
-            1 for _ in [m async for m in guild.fetch_members(limit=1000) if role in m.roles]
-        )
-        findings.append((True, "staff_role", {"name": role.name, "count": count}))
-    channels = await guild.fetch_channels()
+        try:
+            count = 0
+            async for member in guild.fetch_members(limit=None):
+                count += role in member.roles
+        except discord.Forbidden:
+            # Without the Server Members intent the member list is refused (50001).
+            findings.append((False, "staff_role_uncounted", {"name": role.name}))
+        except CHECK_ERRORS as exc:
+            findings.append((False, "staff_role_uncounted", {"name": role.name, **_failure(exc)}))
+        else:
+            findings.append(
+                (
+                    count > 0,
+                    "staff_role" if count else "staff_role_empty",
+                    {"name": role.name, "count": count},
+                )
+            )
+    await _check_staff_channel(guild, me, role, settings, findings)
+    if granted.manage_guild:
+        try:
+            invites = len(await guild.invites())
+        except CHECK_ERRORS as exc:
+            findings.append((False, "invites_failed", _failure(exc)))
+        else:
+            ok = invites < INVITE_WARN
+            findings.append(
+                (ok, "invites" if ok else "invites_near_cap", {"count": invites, "cap": INVITE_CAP})
+            )
+
+
+async def _check_staff_channel(
+    guild: discord.Guild,
+    me: discord.Member,
+    role: discord.Role | None,
+    settings: Settings,
+    findings: Findings,
+) -> None:
+    try:
+        channels = await guild.fetch_channels()
+    except CHECK_ERRORS as exc:
+        findings.append((False, "channels_failed", _failure(exc)))
+        return
     wanted_channel = settings.discord_staff_channel.strip().lstrip("#")
     channel = next(
         (
@@ -449,6 +525,15 @@ async def _check_guild_setup(
     allowed = channel.permissions_for(me)
     ok = allowed.view_channel and allowed.send_messages
     findings.append((ok, "staff_channel" if ok else "staff_channel_mute", {"name": channel.name}))
+    if role is not None:
+        seen = channel.permissions_for(role).view_channel
+        findings.append(
+            (
+                seen,
+                "staff_channel_seen" if seen else "staff_channel_hidden",
+                {"name": channel.name, "role": role.name},
+            )
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

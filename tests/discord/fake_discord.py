@@ -301,7 +301,7 @@ class FakeDiscord:
             "discovery_splash": None,
             "banner": None,
             "description": None,
-            "owner_id": str(next(iter(self.members))),
+            "owner_id": "1",  # someone else: the bot has only its role's permissions
             "region": "europe",
             "afk_channel_id": None,
             "afk_timeout": 300,
