@@ -21,8 +21,9 @@ from discord.ext import commands
 from bot.discord_join import JoinTracker
 from bot.discord_tree import RelaisTree
 from bot.logging import get_logger
-from bot.ports import Person, Reply
+from bot.ports import Person, Reply, Target
 from bot.settings import Settings
+from referrals import discord_joins
 from referrals.errors import RelaisError
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ EXTENSIONS = (
     "bot.cogs.registry",  # last: covers the registry commands the others do not
 )
 SHUTDOWN_TIMEOUT = 10.0
+INVITE_CAP = 1000  # Discord's limit of invites per server (error 30016)
+INVITE_WARN = 900  # staff are told from here
+INVITE_RECYCLE = 990  # from here the oldest never-used invite the bot made is deleted
 
 
 def intents() -> discord.Intents:
@@ -178,11 +182,17 @@ class DiscordNotifier:
 
 
 class DiscordInviteMaker:
-    """Creates a never-expiring, unique invite for one member."""
+    """Creates a unique invite for one member, and keeps the server under Discord's cap.
+
+    Discord allows 1,000 invites per server (error 30016). With ``PUBLIC_BASE_URL`` set the
+    personal links are landing-page links and no invite is made per member; without it, when
+    the count nears the cap the oldest invite the bot made that was never used is deleted (its
+    owner gets a new one on their next ``/parrainage``), and staff are told once at 900."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bot: RelaisBot | None = None
+        self.warned = False
 
     def bind(self, bot: RelaisBot) -> None:
         """Attach the bot once it exists."""
@@ -201,18 +211,68 @@ class DiscordInviteMaker:
         """The invite's code; a clear domain error when Discord refuses."""
         guild = self.bot.guild() if self.bot is not None else None
         channel = self.invite_channel(guild) if guild is not None else None
-        if channel is None:
+        if channel is None or guild is None:
             log.error("invite_channel_missing")
             raise RelaisError("discord.invite_failed")
+        await self.make_room(guild)
         try:
             invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)  # type: ignore[attr-defined]
         except discord.HTTPException as exc:
             log.error("invite_create_failed", status=getattr(exc, "status", None))
             raise RelaisError("discord.invite_failed") from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.error("invite_create_failed", error=type(exc).__name__)
+            raise RelaisError("discord.invite_failed") from exc
         # The invite-create event will also arrive; caching now closes the gap before it does.
         if self.bot is not None:
             self.bot.joins.invite_created(invite)
         return invite.code
+
+    async def make_room(self, guild: discord.Guild) -> None:
+        """Near the cap: warn staff (once), delete the oldest never-used invite the bot made."""
+        assert self.bot is not None
+        count = len(self.bot.joins.ledgers[guild.id].invites)
+        if count >= INVITE_WARN and not self.warned and self.bot.app is not None:
+            self.warned = True
+            texts = self.bot.app.texts
+            text = texts.render(
+                "discord.invites_near_cap", self.settings.lang, count=count, cap=INVITE_CAP
+            )
+            await self.bot.notifier.notify_staff(
+                Reply(Target("channel", self.settings.discord_staff_channel), text, ephemeral=False)
+            )
+        if count < INVITE_RECYCLE:
+            return
+        try:
+            invites = await guild.invites()
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("invite_recycle_failed", error=type(exc).__name__)
+            return
+        me = self.bot.user.id if self.bot.user is not None else None
+        unused = [
+            i
+            for i in invites
+            if not i.uses and i.inviter is not None and i.inviter.id == me and i.created_at
+        ]
+        for invite in sorted(unused, key=lambda i: i.created_at)[
+            : len(invites) - INVITE_RECYCLE + 1
+        ]:
+            await self.delete_invite(invite.code)
+            self.bot.joins.invite_deleted(invite)
+            if self.bot.app is not None:
+                await self.bot.app.db.write(discord_joins.drop_invite_link, invite.code)
+            log.info("invite_recycled")
+
+    async def delete_invite(self, code: str) -> None:
+        """Delete an invite (``/oublier``, recycling); gone already or refused: logged only."""
+        if self.bot is None:
+            return
+        try:
+            await self.bot.http.delete_invite(code)
+        except discord.NotFound:
+            pass
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("invite_delete_failed", error=type(exc).__name__)
 
 
 class RefusingTransport:
@@ -342,8 +402,6 @@ PERMISSIONS = (
     "embed_links",
     "attach_files",
 )
-INVITE_CAP = 1000  # Discord's limit of invites per server (error 30016)
-INVITE_WARN = 900
 
 Findings = list[tuple[bool, str, dict[str, Any]]]
 

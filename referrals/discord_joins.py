@@ -20,3 +20,10 @@ def saw_join(conn: sqlite3.Connection, joined_at: str) -> None:
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE excluded.value > value",
         (LAST_JOIN_KEY, joined_at),
     )
+
+
+def drop_invite_link(conn: sqlite3.Connection, code: str) -> None:
+    """A personal Discord invite was deleted to make room: its owner gets a new one next time.
+
+    Joins already recorded keep their referrer; the code stays in their attribution rows."""
+    conn.execute("DELETE FROM links WHERE code = ? AND kind = 'discord_invite'", (code,))

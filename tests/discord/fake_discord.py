@@ -230,6 +230,7 @@ class FakeDiscord:
         self.command_ids: dict[str, int] = {}
         # Joins to deliver right after the next GUILD_CREATE (before the bot is ready).
         self.joins_on_connect: list[tuple[int, str, str | None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._seed()
@@ -369,6 +370,30 @@ class FakeDiscord:
             "temporary": False,
             "created_at": invite.created_at,
         }
+
+    def invite_event(self, invite: Invite) -> dict[str, Any]:
+        """INVITE_CREATE / INVITE_DELETE data."""
+        inviter = self.members.get(invite.inviter_id)
+        return {
+            "channel_id": str(invite.channel_id),
+            "guild_id": str(GUILD_ID),
+            "code": invite.code,
+            "created_at": invite.created_at,
+            "inviter": inviter.user() if inviter else user_payload(invite.inviter_id, "someone"),
+            "max_age": invite.max_age,
+            "max_uses": invite.max_uses,
+            "temporary": False,
+            "uses": invite.uses,
+        }
+
+    def _event_later(self, event: str, data: dict[str, Any]) -> None:
+        """Gateway events that follow a REST call, as on Discord (sent after the answer)."""
+        if self.sessions:
+            task = asyncio.get_running_loop().create_task(
+                self._send(self.sessions[-1], event, data)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def message_payload(self, channel_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -575,9 +600,11 @@ class FakeDiscord:
                 max_age=int(body.get("max_age") or 0),
             )
             invite.channel_id = int(match[1])
+            self._event_later("INVITE_CREATE", self.invite_event(invite))
             return 200, self.invite_payload(invite)
         if method == "DELETE" and (match := re.fullmatch(r"/invites/([\w-]+)", path)):
             invite = self.invites.pop(match[1])
+            self._event_later("INVITE_DELETE", self.invite_event(invite))
             return 200, self.invite_payload(invite)
         if method == "GET" and (match := re.fullmatch(r"/users/(\d+)", path)):
             member = self.members.get(int(match[1]))

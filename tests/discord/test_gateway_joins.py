@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fake_discord import WAIT, FakeDiscord, LiveBot
+import pytest
+from fake_discord import BOT_ID, STAFF_CHANNEL_ID, WAIT, FakeDiscord, LiveBot, live_settings
 
 
 async def personal_invite(fake: FakeDiscord, live: LiveBot, user_id: int, name: str) -> str:
@@ -181,3 +182,36 @@ async def test_a_vanity_join_costs_one_extra_call(fake_discord: FakeDiscord, liv
     assert row["via"] == "vanity"
     reads = [c.path for c in fake_discord.requests[before:] if c.method == "GET"]
     assert sorted(p.rsplit("/", 1)[-1] for p in reads) == ["invites", "vanity-url"]
+
+
+async def test_near_the_cap_staff_are_warned_and_the_oldest_unused_invites_recycled(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(995):
+        invite = fake_discord.add_invite(f"old{n:03d}", BOT_ID, uses=0 if n % 2 else 1)
+        invite.created_at = (start + timedelta(minutes=n)).isoformat()
+    await live.restart()
+    await personal_invite(fake_discord, live, 5001, "ana")
+    [warning] = await fake_discord.wait_for_staff_post()
+    assert "995" in warning["content"]
+    deleted = [c.path.rsplit("/", 1)[-1] for c in fake_discord.calls("DELETE", r"/invites/")]
+    assert deleted == ["old001", "old003", "old005", "old007", "old009", "old011"]
+    assert len(fake_discord.invites) == 990  # 995 - 6 + the new one
+    await personal_invite(fake_discord, live, 5002, "bob")
+    assert len(fake_discord.sent_to(STAFF_CHANNEL_ID)) == 1  # warned once
+
+
+@pytest.mark.parametrize(
+    "live_bot_settings", [live_settings(public_base_url="https://relais.example.org")]
+)
+async def test_with_a_public_url_personal_links_are_landing_links_not_invites(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    fake_discord.add_member(5001, "ana")
+    exchange = await fake_discord.slash("parrainage", 5001)
+    await exchange.wait(2)
+    assert "https://relais.example.org/r/" in exchange.text
+    assert not fake_discord.calls("POST", r"/channels/\d+/invites$")
