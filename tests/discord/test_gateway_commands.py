@@ -239,3 +239,24 @@ async def test_check_turns_a_refused_guild_into_a_line(
     ctx = context()
     assert await cmd_discord_check(ctx) == 1
     assert "403" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("people")
+async def test_synchro_publishes_the_tree_from_discord(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    exchange = await fake_discord.slash("synchro", CLAIRE)
+    await exchange.wait(2)
+    [put] = fake_discord.calls("PUT", rf"/applications/{APP_ID}/commands$")
+    inviter = next(c for c in put.json if c["name"] == "inviter")
+    assert inviter["name_localizations"].get("en-US") and inviter["options"][0]["name"] == "numero"
+    assert str(len(put.json)) in exchange.text
+
+
+@pytest.mark.usefixtures("people")
+async def test_a_429_on_a_follow_up_is_waited_out(fake_discord: FakeDiscord, live: LiveBot) -> None:
+    fake_discord.rate_limit("POST", r"^/webhooks/\d+/tok")
+    exchange = await fake_discord.slash("aide", LEA)
+    await exchange.wait(3)
+    assert [c.status for c in exchange.calls] == [200, 429, 200]
+    assert exchange.text.strip()

@@ -6,7 +6,15 @@ import asyncio
 from typing import Any
 
 import pytest
-from fake_discord import BOT_ID, STAFF_CHANNEL_ID, WAIT, FakeDiscord, LiveBot, live_settings
+from fake_discord import (
+    BOT_ID,
+    GUILD_ID,
+    STAFF_CHANNEL_ID,
+    WAIT,
+    FakeDiscord,
+    LiveBot,
+    live_settings,
+)
 
 
 async def personal_invite(fake: FakeDiscord, live: LiveBot, user_id: int, name: str) -> str:
@@ -215,3 +223,29 @@ async def test_with_a_public_url_personal_links_are_landing_links_not_invites(
     await exchange.wait(2)
     assert "https://relais.example.org/r/" in exchange.text
     assert not fake_discord.calls("POST", r"/channels/\d+/invites$")
+
+
+async def test_an_ambiguous_pair_is_settled_by_staff_with_attribution(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    a = await personal_invite(fake_discord, live, 5001, "ana")
+    b = await personal_invite(fake_discord, live, 5002, "bob")
+    # Both uses are counted before the bot handles the first join: nothing tells them apart.
+    fake_discord.joined_while_away(6001, "zoe", via=a)
+    fake_discord.joined_while_away(6002, "yan", via=b)
+    for user_id in (6001, 6002):
+        member = fake_discord.members[user_id]
+        await fake_discord.dispatch(
+            "GUILD_MEMBER_ADD", {**member.payload(), "guild_id": str(GUILD_ID)}
+        )
+    found = await wait_rows(fake_discord, live, 2)
+    assert [r["status"] for r in found] == ["ambiguous", "ambiguous"]
+    alerts = await fake_discord.wait_for_staff_post(2)
+    assert "ana" in alerts[0]["content"] and "bob" in alerts[0]["content"]
+    fake_discord.add_member(9001, "claire", staff=True)
+    settle = await fake_discord.slash(
+        "attribution", 9001, {"numero": str(found[0]["id"]), "parrain": "ana"}
+    )
+    await settle.wait(2)
+    assert await referrer_of(live, 6001) == "5001"
+    assert [r["status"] for r in await rows(live)] == ["resolved", "ambiguous"]
