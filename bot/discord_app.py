@@ -90,8 +90,13 @@ class RelaisBot(commands.Bot):
     @property
     def conversation(self) -> Conversation:
         """The conversation engine."""
+        return self.services.conversation
+
+    @property
+    def services(self) -> App:
+        """The running app (only ``relais discord sync`` and ``check`` have none)."""
         assert self.app is not None
-        return self.app.conversation
+        return self.app
 
     async def setup_hook(self) -> None:
         """Translator, extensions, persistent buttons; a dev-guild sync only when asked."""
@@ -254,7 +259,7 @@ class DiscordInviteMaker:
             for i in invites
             if not i.uses and i.inviter is not None and i.inviter.id == me and i.created_at
         ]
-        for invite in sorted(unused, key=lambda i: i.created_at)[
+        for invite in sorted(unused, key=lambda i: i.created_at or 0)[
             : len(invites) - INVITE_RECYCLE + 1
         ]:
             await self.delete_invite(invite.code)

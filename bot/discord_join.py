@@ -296,7 +296,7 @@ class JoinTracker:
         return the replies to deliver (the welcome, the thanks, a staff alert)."""
         from bot.cogs.base import display_name
 
-        app = self.bot.app
+        app = self.bot.services
         person = Person("discord", str(member.id), display_name(member))
         known = await app.referrals.by_discord_id(person.id)
         link = f"https://discord.gg/{attribution.code}" if attribution.code else None
@@ -339,7 +339,7 @@ class JoinTracker:
     async def catch_up(self, guild: discord.Guild) -> list[str]:
         """Members who joined while the bot was away (stopped or disconnected): recorded as
         ``unknown``, not welcomed one by one (no DM storm), one summary for staff."""
-        app = self.bot.app
+        app = self.bot.services
         last = await app.db.read(discord_joins.last_join)
         before = getattr(self, "connected_at", None) or datetime.now(UTC)
         if last is None:  # first run: nothing to compare with, start counting from now
@@ -376,7 +376,7 @@ class JoinTracker:
         return names
 
     async def _staff_alert(self, person: Person, attribution: Attribution, number: int) -> Reply:
-        app = self.bot.app
+        app = self.bot.services
         names = []
         for code in attribution.codes:
             owner = await app.db.read(attributions.owners, [code])

@@ -189,7 +189,11 @@ def view_of(buttons: Sequence[Button]) -> discord.ui.View | None:
         return None
     view = discord.ui.View(timeout=None)
     for button in buttons[:25]:
-        view.add_item(RelaisButton(button.id, button.label, STYLES.get(button.style)))
+        view.add_item(
+            RelaisButton(
+                button.id, button.label, STYLES.get(button.style, discord.ButtonStyle.secondary)
+            )
+        )
     return view
 
 

@@ -65,7 +65,7 @@ class FaqCog(RelaisCog):
                 await deliver(self.bot, person, replies, channel=message.channel)
         except Exception:
             log.exception("dm_failed")
-            text = self.bot.app.texts.render("bot.error", self.bot.settings.lang)
+            text = self.bot.services.texts.render("bot.error", self.bot.settings.lang)
             with contextlib.suppress(discord.HTTPException):
                 await message.channel.send(text)
 

@@ -5,7 +5,7 @@ number is given) and the members' joins through personal Discord invites.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -30,7 +30,7 @@ class InviteModal(discord.ui.Modal):
     input inside a ``ui.Label`` (discord.py 2.7 modals)."""
 
     def __init__(self, cog: InvitesCog, lang: str, number: str | None = None) -> None:
-        texts = cog.bot.app.texts
+        texts = cog.bot.services.texts
         super().__init__(
             title=texts.render("discord.invite_modal.title", lang)[:45],
             timeout=MODAL_LIFETIME,
@@ -108,7 +108,7 @@ class InvitesCog(RelaisCog):
     ) -> None:
         """Without a number: the modal. With one: the confirmation buttons."""
         if numero is None:
-            lang = self.bot.app.texts.lang_of(str(interaction.locale))
+            lang = self.bot.services.texts.lang_of(str(interaction.locale))
             modal = InviteModal(self, lang)
             self.open_modals.add(modal.custom_id)
             await interaction.response.send_modal(modal)
@@ -150,10 +150,11 @@ class InvitesCog(RelaisCog):
         it rather than let Discord show 'This interaction failed'."""
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = str(data.get("custom_id", ""))
         if not custom_id.startswith(MODAL_PREFIX) or custom_id in self.open_modals:
             return
-        texts = self.bot.app.texts
+        texts = self.bot.services.texts
         lang = texts.lang_of(str(interaction.locale)) if interaction.locale else texts.default_lang
         try:
             await interaction.response.send_message(
