@@ -54,6 +54,7 @@ BY_NAME: dict[str, Any] = {
     "link": "https://relais.example.org/r/K7PM-4QXB",
     "url": "https://relais.example.org",
     "count": 3,
+    "cap": 1000,
     "n": 12,
     "number": 7,
     "line": 4,
@@ -150,6 +151,7 @@ BY_NAME: dict[str, Any] = {
 }
 
 BY_KEY: dict[str, dict[str, Any]] = {
+    "discord.missed_joins": {"count": 3, "names": ["Léa", "Sam"]},
     "stats.report": {"s": STATS, "names": {"p-1": "Léa"}},
     "chain.report": {
         "me": PARTICIPANT,
