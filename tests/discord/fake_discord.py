@@ -1022,8 +1022,13 @@ class LiveBot:
         self.sms: list[tuple[str, str]] = []
 
     async def start(self, *, wait_ready: bool = True) -> Any:
-        from bot.app import build_app
-        from bot.discord_app import DiscordInviteMaker, DiscordNotifier, RelaisBot
+        from bot.bootstrap import build_app
+        from bot.discord_app import (
+            DiscordDelivery,
+            DiscordInviteMaker,
+            DiscordNotifier,
+            RelaisBot,
+        )
 
         outer = self
 
@@ -1032,13 +1037,17 @@ class LiveBot:
                 outer.sms.append((to, body))
                 return f"SM{len(outer.sms)}"
 
+        # The same composition as ``relais run`` (bot.bootstrap.run_bot), without the web server.
         notifier = DiscordNotifier(self.settings)
         invites = DiscordInviteMaker(self.settings)
         self.app = await build_app(
-            self.settings, self.db_path, transport=Transport(), notifier=notifier, invites=invites
+            self.settings, self.db_path, transport=Transport(), invites=invites
         )
         self.bot = RelaisBot(self.settings, self.app, notifier=notifier, guild_ready_timeout=0.05)
         invites.bind(self.bot)
+        delivery = DiscordDelivery(self.bot)
+        self.app.router.attach("discord", delivery)
+        self.app.router.attach("channel", delivery)
 
         async def no_identify_pause(shard_id: int | None, *, initial: bool = False) -> None:
             """discord.py waits 5 s before re-identifying (Discord's limit); not here."""
