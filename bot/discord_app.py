@@ -14,12 +14,11 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import discord
 from discord.ext import commands
 
 from bot.context import CliError, Context
-from bot.discord_join import JoinTracker
+from bot.discord_join import FETCH_ERRORS, JoinTracker
 from bot.discord_tree import RelaisTree
 from bot.logging import get_logger
 from bot.ports import Reply, Target
@@ -225,7 +224,7 @@ class DiscordInviteMaker:
         except discord.HTTPException as exc:
             log.error("invite_create_failed", status=getattr(exc, "status", None))
             raise RelaisError("discord.invite_failed") from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except FETCH_ERRORS as exc:
             log.error("invite_create_failed", error=type(exc).__name__)
             raise RelaisError("discord.invite_failed") from exc
         # The invite-create event will also arrive; caching now closes the gap before it does.
@@ -250,7 +249,7 @@ class DiscordInviteMaker:
             return
         try:
             invites = await guild.invites()
-        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except FETCH_ERRORS as exc:
             log.warning("invite_recycle_failed", error=type(exc).__name__)
             return
         me = self.bot.user.id if self.bot.user is not None else None
@@ -276,7 +275,7 @@ class DiscordInviteMaker:
             await self.bot.http.delete_invite(code)
         except discord.NotFound:
             pass
-        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except FETCH_ERRORS as exc:
             log.warning("invite_delete_failed", error=type(exc).__name__)
 
 
@@ -368,7 +367,7 @@ def check_lines(ctx: Context, findings: Findings) -> list[str]:
     return lines
 
 
-CHECK_ERRORS = (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError)
+CHECK_ERRORS = FETCH_ERRORS  # any refusal or network failure becomes a line
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import aiohttp
 import discord
 
 from bot.logging import get_logger
@@ -183,9 +182,10 @@ def raw_invite_use(data: Mapping[str, Any]) -> InviteUse:
     return InviteUse(str(data["code"]), int(data.get("uses") or 0), int(data.get("max_uses") or 0))
 
 
-# A failed fetch: Discord refused or answered badly, or the network failed past discord.py's
-# own retries. Either way the join is still recorded (unknown) and welcomed.
-FETCH_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError)
+# A failed REST call: Discord refused or answered badly, or the network failed past discord.py's
+# own retries (aiohttp's errors, which the Discord side does not import). Either way the join is
+# still recorded (unknown) and welcomed; the error's type is logged.
+FETCH_ERRORS: tuple[type[Exception], ...] = (Exception,)
 
 
 class JoinTracker:
