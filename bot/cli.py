@@ -44,7 +44,10 @@ async def cmd_import(ctx: Context) -> int:
         ) from exc
     db = await ctx.open_db()
     try:
-        text = csvio.decode(data)
+        encoding = csvio.detect_encoding(data)
+        if encoding == "cp1252":
+            print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
+        text = data.decode(encoding)
         count = await db.call(csvio.import_rows, text, ctx.settings.tz)
     except ImportRejected as exc:
         lines = [ctx.t("import.rejected", count=len(exc.problems))]
@@ -64,8 +67,12 @@ async def cmd_export(ctx: Context) -> int:
     # Database.call passes positional arguments only; --excel means what French Excel reads.
     delimiter = ";" if ctx.args.excel else ctx.args.delimiter
 
+    excel_tz = ctx.settings.tz if ctx.args.excel else None
+
     def write_csv(conn: sqlite3.Connection, out: Any) -> int:
-        return csvio.export_rows(conn, out, delimiter=delimiter, bom=ctx.args.excel)
+        return csvio.export_rows(
+            conn, out, delimiter=delimiter, bom=ctx.args.excel, excel_tz=excel_tz
+        )
 
     def write_file(conn: sqlite3.Connection, path: Path) -> int:
         with path.open("w", encoding="utf-8", newline="") as out:
@@ -86,6 +93,8 @@ async def cmd_export(ctx: Context) -> int:
 
 async def cmd_stats(ctx: Context) -> int:
     """``relais stats [--json] [--since] [--until]``."""
+    from bot.labels import channel_names
+
     since = parse_day(ctx, "--since", ctx.args.since)
     until = parse_day(ctx, "--until", ctx.args.until)
     low, high = day_bounds(since, until, ctx.settings.tz)
@@ -102,6 +111,7 @@ async def cmd_stats(ctx: Context) -> int:
                 "stats.report",
                 s=figures,
                 names={},
+                channel_names=channel_names(figures["channels"], ctx.t),
                 period=period_text(ctx, since, until),
             )
         )
@@ -207,9 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("console", _lazy("bot.bootstrap", "cmd_console"), "talk to the bot locally")
     imp = add("import", cmd_import, "load referral records from a CSV file")
     imp.add_argument("file")
+    enrol = add("enrol", _lazy("bot.enrol_cli", "cmd_enrol"), "mark enrolment from a CSV file")
+    enrol.add_argument("file", help="CSV with columns participant, enrolled_at")
     exp = add("export", cmd_export, "write referral records as CSV")
     exp.add_argument("--out")
-    exp.add_argument("--excel", action="store_true", help="UTF-8 BOM and semicolons")
+    exp.add_argument(
+        "--excel", action="store_true", help="UTF-8 BOM, semicolons, dd/mm/yyyy hh:mm local dates"
+    )
     exp.set_defaults(delimiter=",")
     st = add("stats", cmd_stats, "word-of-mouth figures")
     st.add_argument("--json", action="store_true")

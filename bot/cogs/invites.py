@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.base import NO_PINGS, RelaisCog, deliver, person_of, slash
+from bot.cogs.base import NO_PINGS, RelaisCog, deliver, display_name, person_of, slash
 from bot.discord_tree import handle_error
 from bot.logging import get_logger
 
@@ -29,7 +29,9 @@ class InviteModal(discord.ui.Modal):
     """Number, first name, and the consent statement with a box the member must tick; every
     input inside a ``ui.Label`` (discord.py 2.7 modals)."""
 
-    def __init__(self, cog: InvitesCog, lang: str, number: str | None = None) -> None:
+    def __init__(
+        self, cog: InvitesCog, lang: str, number: str | None = None, sender: str | None = None
+    ) -> None:
         texts = cog.bot.services.texts
         super().__init__(
             title=texts.render("discord.invite_modal.title", lang)[:45],
@@ -48,6 +50,14 @@ class InviteModal(discord.ui.Modal):
             required=False,
             max_length=40,
         )
+        # The member's own first name as the SMS will show it (issue 17): prefilled from the
+        # display name when it can travel by SMS as it is.
+        self.sender: discord.ui.TextInput[InviteModal] = discord.ui.TextInput(
+            placeholder=texts.render("discord.invite_modal.sender_placeholder", lang)[:100],
+            default=sender,
+            required=False,
+            max_length=40,
+        )
         self.consent: discord.ui.Checkbox[InviteModal] = discord.ui.Checkbox()
         programme = cog.bot.settings.programme_name
         self.add_item(
@@ -59,6 +69,12 @@ class InviteModal(discord.ui.Modal):
             discord.ui.Label(
                 text=texts.render("discord.invite_modal.first_name", lang)[:45],
                 component=self.first_name,
+            )
+        )
+        self.add_item(
+            discord.ui.Label(
+                text=texts.render("discord.invite_modal.sender", lang)[:45],
+                component=self.sender,
             )
         )
         self.add_item(
@@ -81,6 +97,7 @@ class InviteModal(discord.ui.Modal):
             str(self.number.value),
             str(self.first_name.value or "") or None,
             consented=bool(self.consent.value),
+            sender_name=str(self.sender.value or "") or None,
         )
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
@@ -109,7 +126,8 @@ class InvitesCog(RelaisCog):
         """Without a number: the modal. With one: the confirmation buttons."""
         if numero is None:
             lang = self.bot.services.texts.lang_of(str(interaction.locale))
-            modal = InviteModal(self, lang)
+            sender = self.conversation.sms.sender_prefill(display_name(interaction.user))
+            modal = InviteModal(self, lang, sender=sender)
             self.open_modals.add(modal.custom_id)
             await interaction.response.send_modal(modal)
             return
@@ -122,6 +140,7 @@ class InvitesCog(RelaisCog):
         first_name: str | None,
         *,
         consented: bool,
+        sender_name: str | None = None,
     ) -> None:
         """Prepare the invitation; send it at once when consent was ticked in the modal."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -129,6 +148,8 @@ class InvitesCog(RelaisCog):
         args: dict[str, str] = {"numero": number}
         if first_name:
             args["prenom"] = first_name
+        if sender_name:
+            args["moi"] = sender_name
         replies = await self.conversation.command(person, "inviter", args)
         if consented:
             yes = next(

@@ -34,7 +34,13 @@ STATS = {
     "enrolled": 30,
     "enrollment_rate_referred": 0.28,
     "enrollment_rate_seeds": 0.1,
-    "top_referrers": [{"participant": "p-1", "recruits": 7}, {"participant": "p-2", "recruits": 3}],
+    "top_referrers": [
+        {"participant": "p-1", "recruits": 7, "rank": 1},
+        {"participant": "p-2", "recruits": 3, "rank": 2},
+    ],
+    "top_referrers_more_tied": 2,
+    "recruits_30d": 0.42,
+    "recruits_by_wave": [2.5, 0.6, 0.5, 0.3333, 0.0],
     "invitations": {
         "sent": 40,
         "delivered": 38,
@@ -150,9 +156,28 @@ BY_NAME: dict[str, Any] = {
     "what": "Gérer le serveur",
 }
 
+_SMS_BUCKET = {"delivered": 3, "failed": 1, "filtered": 1, "unknown": 1, "pending": 0}
+SMS_FIGURES = {
+    "count": 6,
+    "total": {"label": None, "segments": 12, **_SMS_BUCKET},
+    "campaigns": [{"label": "VAN-NANTES", "segments": 12, **_SMS_BUCKET}],
+    "weeks": [{"label": "2026-W11", "segments": 12, **_SMS_BUCKET}],
+}
+
 BY_KEY: dict[str, dict[str, Any]] = {
     "discord.missed_joins": {"count": 3, "names": ["Léa", "Sam"]},
-    "stats.report": {"s": STATS, "names": {"p-1": "Léa"}},
+    "sms.stats": {"f": SMS_FIGURES},
+    "import.enrol_done": {"new": 12, "changed": 1},
+    "analytics.weekly_post": {
+        "week": {"participants": 12, "referred": 9, "invitations": {"sent": 3}},
+        "s": STATS,
+    },
+    "import.enrolled_before_joined": {"line": 4, "enrolled": "01/01/2026"},
+    "stats.report": {
+        "s": STATS,
+        "names": {"p-1": "Léa"},
+        "channel_names": {"discord_invite": "lien Discord perso"},
+    },
     "chain.report": {
         "me": PARTICIPANT,
         "ancestors": [PARTICIPANT],
