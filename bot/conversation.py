@@ -709,6 +709,10 @@ class Conversation:
     async def _forget(self, person: Person, lang: str) -> list[Reply]:
         participant = await self.referrals.by_discord_id(person.id)
         if participant is not None:
+            invite = await self.referrals.link_for(participant.id, "discord_invite")
+            delete_invite = getattr(self.invites, "delete_invite", None)
+            if invite and delete_invite is not None:
+                await delete_invite(invite)  # the member's server invite goes with their data
             await forget(self.db, participant.id)  # erasure, then a WAL checkpoint
         await self.db.write(dialogue.drop_pending, person.key)
         self._offered.pop(person.key, None)

@@ -40,6 +40,21 @@ STYLES = {
 # ---------------------------------------------------------------- who is speaking
 
 
+MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+MASS_MENTION = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
+
+
+def display_name(user: discord.abc.User) -> str:
+    """A member's name, safe to echo: ``<@id>``, ``<@&id>``, ``<#id>`` lose their brackets and
+    ``@everyone``/``@here`` their ``@``, so a name never renders as a mention (nor pings)."""
+    name = MENTION.sub(r"\1\2", user.display_name)
+    return MASS_MENTION.sub(r"\1", name)
+
+
+# Replies never ping: no message echoes user text with pings on (names may hold mentions).
+NO_PINGS = discord.AllowedMentions.none()
+
+
 def has_staff_role(user: discord.abc.User | None, role: str) -> bool:
     """True when the member holds the staff role (``DISCORD_STAFF_ROLE``: a name or an id)."""
     wanted = role.strip()
@@ -71,7 +86,7 @@ def person_of(interaction: discord.Interaction) -> Person:
     return Person(
         "discord",
         str(user.id),
-        user.display_name,
+        display_name(user),
         staff=staff_member(bot, user),
         locale=str(interaction.locale) if interaction.locale else None,
     )
@@ -175,7 +190,11 @@ def view_of(buttons: Sequence[Button]) -> discord.ui.View | None:
         return None
     view = discord.ui.View(timeout=None)
     for button in buttons[:25]:
-        view.add_item(RelaisButton(button.id, button.label, STYLES.get(button.style)))
+        view.add_item(
+            RelaisButton(
+                button.id, button.label, STYLES.get(button.style, discord.ButtonStyle.secondary)
+            )
+        )
     return view
 
 
@@ -185,7 +204,9 @@ def view_of(buttons: Sequence[Button]) -> discord.ui.View | None:
 def message_parts(reply: Reply) -> list[dict[str, Any]]:
     """The messages of a reply: long text split, buttons and files on the last part."""
     texts = split_message(reply.text, DISCORD_LIMIT) or ["…"]
-    parts: list[dict[str, Any]] = [{"content": text} for text in texts]
+    parts: list[dict[str, Any]] = [
+        {"content": text, "allowed_mentions": NO_PINGS} for text in texts
+    ]
     view = view_of(reply.buttons)
     if view is not None:
         parts[-1]["view"] = view

@@ -61,6 +61,7 @@ BY_NAME: dict[str, Any] = {
     "link": "https://relais.example.org/r/K7PM-4QXB",
     "url": "https://relais.example.org",
     "count": 3,
+    "cap": 1000,
     "n": 12,
     "number": 7,
     "line": 4,
@@ -165,6 +166,7 @@ SMS_FIGURES = {
 }
 
 BY_KEY: dict[str, dict[str, Any]] = {
+    "discord.missed_joins": {"count": 3, "names": ["Léa", "Sam"]},
     "sms.stats": {"f": SMS_FIGURES},
     "import.enrol_done": {"new": 12, "changed": 1},
     "analytics.weekly_post": {
