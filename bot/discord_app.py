@@ -64,6 +64,7 @@ class RelaisBot(commands.Bot):
         *,
         dev_sync: bool = False,
         notifier: DiscordNotifier | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -71,6 +72,7 @@ class RelaisBot(commands.Bot):
             tree_cls=RelaisTree,
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            **options,
         )
         self.settings = settings
         self.app = app
