@@ -62,4 +62,5 @@ async def build_app(
         notifier=notifier,
         invites=invites,
     )
+    sms.agenda = conversation.agenda  # SMS questions about actions answer from the agenda
     return App(settings, db, texts, referrals, faq, sms, conversation)

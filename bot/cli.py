@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 from bot.logging import configure_logging, get_logger
 from bot.settings import Settings, load_settings
 from bot.texts import Texts
-from referrals import csvio, stats
+from referrals import actions, csvio, stats
 from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
 from referrals.store import Database
 from referrals.timeutil import day_bounds
@@ -163,9 +163,11 @@ async def cmd_stats(ctx: Context) -> int:
     db = await ctx.open_db()
     try:
         figures = await db.read(stats.compute, low, high)
+        per_action = await db.read(actions.results, low, high)
     finally:
         await db.close()
     if ctx.args.json:
+        figures["actions"] = [{k: v for k, v in r.items() if k != "place"} for r in per_action]
         print(json.dumps(figures, ensure_ascii=False))
     else:
         print(

@@ -37,6 +37,7 @@ EXTENSIONS = (
     "bot.cogs.faq",
     "bot.cogs.privacy",
     "bot.cogs.staff",
+    "bot.cogs.events",  # scheduled events <-> the agenda of actions
     "bot.cogs.registry",  # last: covers the registry commands the others do not
 )
 SHUTDOWN_TIMEOUT = 10.0
@@ -50,6 +51,7 @@ def intents() -> discord.Intents:
     wanted.invites = True
     wanted.moderation = True  # on_member_ban / on_member_unban: banned members lose the bot
     wanted.dm_messages = True
+    wanted.guild_scheduled_events = True  # the agenda: events created, "Intéressé" clicks
     wanted.guild_messages = False
     return wanted
 
@@ -226,6 +228,7 @@ class RefusingTransport:
 async def run_bot(ctx: Context) -> int:
     """``relais run``: the gateway, the web server and the SMS worker until SIGTERM."""
     from bot.app import build_app
+    from bot.checkin import setup_checkin
     from bot.cli import CliError
     from bot.cogs.base import deliver
     from bot.landing import setup_landing
@@ -258,6 +261,7 @@ async def run_bot(ctx: Context) -> int:
         await deliver(bot, Person("discord", "", ""), replies)
 
     setup_landing(web_app, conversation=app.conversation, deliver=deliver_join)
+    setup_checkin(web_app, conversation=app.conversation)  # /a/CODE: an action's QR code
     host = getattr(ctx.args, "host", None) or "127.0.0.1"
     port = getattr(ctx.args, "port", None)
     port = 8080 if port is None else port

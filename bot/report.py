@@ -19,7 +19,7 @@ import jinja2
 
 from bot import charts
 from bot.texts import LANGS, MESSAGES_DIR
-from referrals import analytics, stats
+from referrals import actions, analytics, stats
 from referrals.timeutil import day_bounds
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ async def build_report(
     """The report's HTML. ``render(key)`` renders a message key in ``lang`` (chart labels)."""
     figures = await db.read(stats.compute, since, until)
     extra = await db.read(analytics.compute, since, until, tz)
+    per_action = await db.read(actions.results, since, until)
     labels = charts.chart_labels(render)
     weekly_png, waves_png = await asyncio.gather(
         charts.weekly_chart_async(extra["weekly"], labels),
@@ -78,6 +79,7 @@ async def build_report(
         generated=generated,
         s=figures,
         a=extra,
+        actions=per_action,
         source_names={name: labels[f"source_{name}"] for name in analytics.SOURCES},
         charts={
             "weekly": png_data_uri(weekly_png),

@@ -87,6 +87,7 @@ async def serve_until(
 async def cmd_serve(ctx: Context) -> int:
     """``relais serve [--host H] [--port P]``: the web server only, no Discord."""
     from bot.app import build_app
+    from bot.checkin import setup_checkin
     from bot.landing import setup_landing
     from bot.maintenance import maintenance_loop
     from bot.sms.twilio_transport import TwilioTransport
@@ -100,6 +101,7 @@ async def cmd_serve(ctx: Context) -> int:
     try:
         app = create_app(settings=settings, texts=services.texts, db=services.db, sms=services.sms)
         setup_landing(app, conversation=services.conversation)
+        setup_checkin(app, conversation=services.conversation)  # /a/CODE: an action's QR code
         stop = asyncio.Event()
         install_stop_signals(stop)
         worker_sms = services.sms if settings.twilio_configured else None

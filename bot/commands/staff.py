@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot import charts, poster
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import analytics, csvio, eventlog, stats
+from referrals import actions, analytics, csvio, eventlog, stats
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
@@ -62,6 +62,12 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     parts = [conv.t("stats.report", lang, s=figures, names=names, period=period)]
     if extra["campaigns"]:
         parts.append(conv.t("analytics.campaigns", lang, campaigns=extra["campaigns"]))
+    if per_action := await conv.db.read(actions.results, low, high):
+        parts.append(
+            conv.t(
+                "actions.results", lang, results=per_action, compare=actions.comparison(per_action)
+            )
+        )
     parts.append(conv.t("analytics.chart_attached", lang))
     stamp = now_iso()[:10]
     source_names = {name: labels[f"source_{name}"] for name in analytics.SOURCES}
@@ -129,6 +135,8 @@ async def _chaine(conv: Conversation, person: Person, args: dict[str, str]) -> l
 @command("campagne", Option("nom"), Option("canal", required=False, rest=True), staff=True)
 async def _campagne(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     lang = conv.lang(person)
+    if (result := await conv.db.read(actions.result_of, args["nom"])) is not None:
+        return [conv.reply(person, "actions.result_one", lang, r=result)]  # an action's results
     campaign = await conv.referrals.create_campaign(args["nom"], args.get("canal"), person.name)
     link = await _campaign_link(conv, campaign.id, campaign.code)
     text = poster.PosterText(

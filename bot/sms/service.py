@@ -272,6 +272,7 @@ class SmsService:
         self.transport = transport
         self.notifier = notifier
         self.faq = faq
+        self.agenda: Any = None  # bot.agenda.Agenda, set by build_app
         self.clock = clock
         self._secret: bytes | None = None
         self._lock = asyncio.Lock()
@@ -700,6 +701,10 @@ class SmsService:
                 answer = faq.answer(text, lang)
                 if inspect.isawaitable(answer):
                     answer = await answer
+                if self.agenda is not None:  # dates and places of actions: from the agenda
+                    dated = await self.agenda.answer(text, lang, answer)
+                    if dated is not answer:
+                        return gsm.fit(dated.text, MAX_SEGMENTS)
                 entry_id = getattr(answer, "id", None)
                 if entry_id:
                     short = faq.short_answer(entry_id, lang)
