@@ -396,8 +396,14 @@ class CheckIn:
     new_contact: bool  # the action is now this person's source
 
 
-def check_in(conn: sqlite3.Connection, code: str, participant_id: int, now: datetime) -> CheckIn:
-    """Record presence at an action (its code), from an hour before to two hours after it."""
+def check_in(
+    conn: sqlite3.Connection, code: str, participant_id: int, now: datetime, newcomer: bool = False
+) -> CheckIn:
+    """Record presence at an action (its code), from an hour before to two hours after it.
+
+    A ``newcomer`` (first contact is this check-in) without a source gets the action as source,
+    as with a campaign code; an existing member is counted present only.
+    """
     action = action_by_code(conn, code)
     if action is None or action.cancelled:
         raise ActionError("actions.unknown_code", code=code.strip()[:30])
@@ -414,7 +420,7 @@ def check_in(conn: sqlite3.Connection, code: str, participant_id: int, now: date
         (at, action.id, participant_id),
     ).rowcount
     new_contact = False
-    if not me.has_source:
+    if newcomer and not me.has_source:
         set_source(conn, me, campaign=campaign_of(action), channel=f"campaign:{action.code}")
         new_contact = True
     if updated:

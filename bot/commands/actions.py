@@ -116,8 +116,9 @@ async def _agenda(conv: Conversation, person: Person, args: dict[str, str]) -> l
 @command("jesuisla", Option("code"), participant=True)
 async def _jesuisla(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     lang = conv.lang(person)
-    me = await conv.member(person)
-    result = await conv.db.write(actions.check_in, args["code"], me.id, conv.agenda.now())
+    lang_of = conv.texts.lang_of(person.locale) if person.locale else None
+    me, new = await conv.referrals.ensure_member(person.id, person.name, lang_of)
+    result = await conv.db.write(actions.check_in, args["code"], me.id, conv.agenda.now(), new)
     item = conv.agenda.item(result.action, lang)
     key = "actions.checked_in_again" if result.already else "actions.checked_in"
     return [conv.reply(person, key, lang, a=item, new=result.new_contact)]
