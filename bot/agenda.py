@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from bot.logging import get_logger
 from bot.ports import Button, Person, Reply, Target
 from referrals import actions
 from referrals.actions import Action, Recipient
+from referrals.timeutil import to_iso
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation
@@ -271,7 +273,7 @@ class Agenda:
         now = self.now()
         if is_quiet(settings.sms_quiet_hours, now, settings.tz):
             return [], []
-        at = actions.to_iso(now.replace(microsecond=0))
+        at = to_iso(now.replace(microsecond=0))
         replies: list[Reply] = []
         marks: list[Callable[[Any], None]] = []
         for person in await self.conv.db.read(actions.due_reminders, now, settings.tz):
@@ -279,15 +281,18 @@ class Agenda:
             if reply is not None:
                 replies.append(reply)
                 marks.append(
-                    lambda conn, p=person: actions.mark_reminded(
-                        conn, p.action.id, p.participant_id, at
+                    partial(
+                        actions.mark_reminded,
+                        action_id=person.action.id,
+                        participant_id=person.participant_id,
+                        at=at,
                     )
                 )
         for person in await self.conv.db.read(actions.due_evaluations, now):
             reply = self._evaluation(person)
             if reply is not None:
                 replies.append(reply)
-                marks.append(lambda conn, p=person: actions.mark_asked(conn, p, at))
+                marks.append(partial(actions.mark_asked, recipient=person, at=at))
         return replies, marks
 
     def _lang(self, person: Recipient) -> str:

@@ -57,20 +57,13 @@ class EventsCog(RelaisCog):
 
     # ------------------------------------------------------------ agenda -> Discord
 
-    def _fields(self, action: Action) -> dict[str, object]:
+    def _description(self, action: Action) -> str:
         lang = self.bot.settings.lang
-        description = self.conversation.t(
-            "actions.event_description",
-            lang,
-            a=self.conversation.agenda.item(action, lang),
-        )
-        return {
-            "name": action.title[:NAME_MAX],
-            "start_time": action.start,
-            "end_time": action.end,
-            "location": (action.place or self.bot.settings.programme_name)[:LOCATION_MAX],
-            "description": description[:1000],
-        }
+        item = self.conversation.agenda.item(action, lang)
+        return self.conversation.t("actions.event_description", lang, a=item)[:1000]
+
+    def _location(self, action: Action) -> str:
+        return (action.place or self.bot.settings.programme_name)[:LOCATION_MAX]
 
     async def _event(self, action: Action) -> discord.ScheduledEvent | None:
         guild = self.bot.guild()
@@ -85,9 +78,13 @@ class EventsCog(RelaisCog):
         if guild is None:
             return None
         event = await guild.create_scheduled_event(
+            name=action.title[:NAME_MAX],
+            start_time=action.start,
+            end_time=action.end,
             entity_type=discord.EntityType.external,
             privacy_level=discord.PrivacyLevel.guild_only,
-            **self._fields(action),  # type: ignore[arg-type]
+            location=self._location(action),
+            description=self._description(action),
         )
         return str(event.id)
 
@@ -96,8 +93,12 @@ class EventsCog(RelaisCog):
         event = await self._event(action)
         if event is not None:
             await event.edit(
+                name=action.title[:NAME_MAX],
+                start_time=action.start,
+                end_time=action.end,
                 entity_type=discord.EntityType.external,
-                **self._fields(action),  # type: ignore[arg-type]
+                location=self._location(action),
+                description=self._description(action),
             )
 
     async def cancel_event(self, action: Action) -> None:
