@@ -146,7 +146,9 @@ class Agenda:
             ]
         return reply
 
-    async def answer(self, question: str, lang: str, faq_answer: Any) -> Any:
+    async def answer(
+        self, question: str, lang: str, faq_answer: Any, channel: str = "discord"
+    ) -> Any:
         """The FAQ answer, or (for places and dates of actions) one from the agenda.
 
         The ``lieux-horaires`` and ``activites`` entries, and any question naming an action type
@@ -158,12 +160,14 @@ class Agenda:
         entry = getattr(faq_answer, "id", None) if faq_answer.kind == "answer" else None
         if entry not in AGENDA_ENTRIES and not (kind and _ASKS.search(folded)):
             return faq_answer
-        text = await self.answer_text(folded, kind, lang)
+        text = await self.answer_text(folded, kind, lang, sms=channel == "sms")
         if text is None:
             return faq_answer
         return replace(faq_answer, text=text, kind="answer", id=entry or "agenda")
 
-    async def answer_text(self, folded: str, kind: str | None, lang: str) -> str | None:
+    async def answer_text(
+        self, folded: str, kind: str | None, lang: str, sms: bool = False
+    ) -> str | None:
         """The agenda's answer; None when the agenda is empty."""
         now = self.now()
         local = now.astimezone(self.tz)
@@ -192,6 +196,7 @@ class Agenda:
                 lines=self.lines(found[:ANSWER_MAX], lang),
                 kind=kind_label,
                 period=period,
+                sms=sms,
             )
         soon = await self.conv.db.read(actions.upcoming, now, now + timedelta(days=NEXT_DAYS))
         return self.conv.t(
@@ -200,6 +205,7 @@ class Agenda:
             kind=kind_label,
             period=period,
             lines=self.lines(soon[:ANSWER_MAX], lang),
+            sms=sms,
         )
 
     # ------------------------------------------------------------ buttons

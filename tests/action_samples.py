@@ -41,6 +41,7 @@ _COMMON: dict[str, Any] = {
     "groups": [{"day": "mercredi 09/12", "lines": ["• 14:00–18:00 : Tournoi FIFA"]}],
     "lines": ["• mercredi 09/12, 14:00–18:00 : Tournoi FIFA — Gymnase Sud"],
     "period": "week",
+    "sms": False,
 }
 ACTION_SAMPLES: dict[str, dict[str, Any]] = {
     f"actions.{name}": _COMMON

@@ -702,7 +702,7 @@ class SmsService:
                 if inspect.isawaitable(answer):
                     answer = await answer
                 if self.agenda is not None:  # dates and places of actions: from the agenda
-                    dated = await self.agenda.answer(text, lang, answer)
+                    dated = await self.agenda.answer(text, lang, answer, "sms")
                     if dated is not answer:
                         return gsm.fit(dated.text, MAX_SEGMENTS)
                 entry_id = getattr(answer, "id", None)

@@ -48,6 +48,9 @@ async def test_the_whole_path_of_an_action(agenda: AgendaStory, tmp_path: Path) 
     assert "Le van" not in answer
     van = await agenda.say("discord:lea il est où le van demain ?")
     assert "Demain (van)" in van and "Place du Marché" in van
+    by_sms = await agenda.say("sms:+33612345678 c'est quand le prochain tournoi ?")
+    assert by_sms.startswith("sms:+33612345678 <- Les prochaines dates (tournoi) :")
+    assert "Tournoi FIFA" in by_sms and "/agenda" not in by_sms
 
     # "J'y vais" from /agenda (button 2: the tournament), reminder the day before only.
     await agenda.say("discord:lea /agenda")
