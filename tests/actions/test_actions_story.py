@@ -236,3 +236,35 @@ async def test_without_a_sender_nothing_is_marked_sent(agenda: AgendaStory) -> N
         await agenda.count("SELECT COUNT(*) FROM action_people WHERE eval_asked_at IS NOT NULL")
         == 0
     )
+
+
+async def test_mesdonnees_shows_actions_and_oublier_removes_the_comment(
+    agenda: AgendaStory, tmp_path: Path
+) -> None:
+    await agenda.say(CREATE)
+    agenda.clock.set("2026-12-09 15:00")
+    await agenda.say("discord:lea /jesuisla TOURNOI-0912")
+    await agenda.say("discord:lea /avis TOURNOI-0912 mon avis perso")
+    await agenda.say("discord:lea /mesdonnees")
+    data = json.loads((tmp_path / "files" / "mes-donnees.json").read_text(encoding="utf-8"))
+    (mine,) = data["actions"]
+    assert mine["code"] == "TOURNOI-0912" and mine["comment"] == "mon avis perso"
+    await agenda.say("discord:lea /oublier")
+    await agenda.say("discord:lea 1")
+    assert await agenda.count("SELECT COUNT(*) FROM action_people WHERE comment IS NOT NULL") == 0
+    assert await agenda.count("SELECT COUNT(*) FROM action_people") == 1  # presence kept
+
+
+async def test_comments_are_purged_after_the_questions_retention(agenda: AgendaStory) -> None:
+    from datetime import timedelta
+
+    await agenda.say(CREATE)
+    agenda.clock.set("2026-12-09 15:00")
+    await agenda.say("discord:lea /jesuisla TOURNOI-0912")
+    await agenda.say("discord:lea /avis TOURNOI-0912 bien")
+    db = agenda.story.app.db
+    days = agenda.story.app.settings.retention_questions_days
+    # The daily job clears what is older than the retention period, seen from its own day.
+    for later, purged in ((days - 1, 0), (days + 1, 1)):
+        today = agenda.clock.at + timedelta(days=later)
+        assert await db.write(actions.purge_comments, today - timedelta(days=days)) == purged
