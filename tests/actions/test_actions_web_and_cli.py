@@ -131,3 +131,25 @@ def test_stats_json_has_actions(
     }  # fmt: skip
     assert row["type"] == "tournoi" and row["attended"] == 1 and row["new"] == 0
     assert row["rating_mean"] == 5 and row["ratings"] == 1 and row["would_recommend"] == 0
+
+
+def test_report_has_results_per_action(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAIS_SECRET", "test-secret")
+    monkeypatch.delenv("RELAIS_DB", raising=False)
+
+    async def prepare() -> None:
+        services = await open_services(tmp_path)
+        try:
+            await _tournament(services, datetime.now(UTC) + timedelta(days=1))
+        finally:
+            await services.close()
+
+    asyncio.run(prepare())
+    out = tmp_path / "report.html"
+    assert cli.main(["report", "--out", str(out), "--db", str(tmp_path / "relais.db")]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Résultats par action" in html
+    assert "Tournoi &lt;FIFA&gt; (Gymnase Sud)" in html and "<FIFA>" not in html
