@@ -435,6 +435,14 @@ def rsvp(conn: sqlite3.Connection, code: str, participant_id: int, now: datetime
         raise ActionError("actions.unknown_code", code=code.strip()[:30])
     if action.end <= now:
         raise ActionError("actions.checkin_over", code=action.code)
+    if action.capacity is not None:
+        taken = conn.execute(
+            "SELECT COUNT(*) FROM action_people WHERE action_id = ? AND rsvp_at IS NOT NULL"
+            " AND participant_id != ?",
+            (action.id, participant_id),
+        ).fetchone()[0]
+        if taken >= action.capacity:
+            raise ActionError("actions.full", code=action.code, places=action.capacity)
     _touch(conn, action.id, participant_id)
     conn.execute(
         "UPDATE action_people SET rsvp_at = COALESCE(rsvp_at, ?)"

@@ -42,6 +42,7 @@ _COMMON: dict[str, Any] = {
     "lines": ["• mercredi 09/12, 14:00–18:00 : Tournoi FIFA — Gymnase Sud"],
     "period": "week",
     "sms": False,
+    "places": 20,
 }
 ACTION_SAMPLES: dict[str, dict[str, Any]] = {
     f"actions.{name}": _COMMON
@@ -68,5 +69,6 @@ ACTION_SAMPLES: dict[str, dict[str, Any]] = {
         "updated",
         "answer",
         "answer_none",
+        "full",
     )
 }

@@ -268,3 +268,15 @@ async def test_comments_are_purged_after_the_questions_retention(agenda: AgendaS
     for later, purged in ((days - 1, 0), (days + 1, 1)):
         today = agenda.clock.at + timedelta(days=later)
         assert await db.write(actions.purge_comments, today - timedelta(days=days)) == purged
+
+
+async def test_rsvp_stops_at_capacity(agenda: AgendaStory) -> None:
+    await agenda.say(CREATE + " places=1")
+    assert "tu vas à Tournoi FIFA" in await agenda.say("discord:lea /jyvais TOURNOI-0912")
+    assert "tu vas à Tournoi FIFA" in await agenda.say("discord:lea /jyvais TOURNOI-0912")
+    full = await agenda.say("discord:sam /jyvais TOURNOI-0912")
+    assert full == (
+        "discord:sam <- L'action TOURNOI-0912 est complète (places : 1) :"
+        " regarde /agenda pour les prochaines.\n"
+    )
+    assert await agenda.count("SELECT COUNT(*) FROM action_people WHERE rsvp_at IS NOT NULL") == 1
