@@ -219,3 +219,27 @@ async def test_an_event_created_in_discord_becomes_an_action(
         return found is not None and found.cancelled
 
     await eventually(cancelled)
+
+
+async def test_without_the_manage_events_permission_the_action_still_exists(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    events = ScheduledEvents(fake_discord)
+    fake_discord.add_member(STAFF_ID, "marie", staff=True)
+    fake_discord.forbid("POST", f"/guilds/{GUILD_ID}/scheduled-events")
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(second=0, microsecond=0)
+    exchange = await fake_discord.slash(
+        "action",
+        STAFF_ID,
+        {
+            "type": "van",
+            "titre": "Le van",
+            "debut": local(start),
+            "fin": local(start + timedelta(hours=2)),
+        },
+    )
+    await exchange.wait(2)
+    await fake_discord.wait_until(lambda: "Action créée" in exchange.text)
+    assert events.events == {}
+    row = await live.app.db.fetchone("SELECT discord_event_id FROM actions")
+    assert row is not None and row[0] is None
