@@ -41,6 +41,8 @@ TABLES: dict[str, str] = {
     "oauth_states": "no personal data (random single-use states of the landing page)",
     "callback_requests": "not a participant's data (a caller's first name and number); number"
     " cleared by retention",
+    "outbox": "not shown (messages waiting for Discord, deleted once delivered); the person's"
+    " waiting messages deleted",
     "actions": "no personal data (the agenda; created_by is a staff name or Discord id)",
     "action_people": "shown; comment set to NULL (presence, RSVP and rating kept, anonymous)",
     "action_opt_outs": "shown; kept (an id only: no message about actions)",
@@ -207,6 +209,8 @@ def erase_participant(conn: sqlite3.Connection, participant_id: int) -> None:
     # State kept under the person's conversation key: pending confirmations (an invitation's
     # number waits there) and rate-limit attempts.
     for key in person_keys(conn, participant_id):
+        # Messages still waiting for Discord (the outbox of ``relais serve``) for this person.
+        conn.execute("DELETE FROM outbox WHERE target_kind || ':' || target_id = ?", (key,))
         conn.execute("DELETE FROM pending_actions WHERE person_key = ?", (key,))
         conn.execute("DELETE FROM attempts WHERE key LIKE ?", (f"%:{person_tag(key)}",))
     # A fresh meaningless reference: the old one may appear in exports or staff posts.

@@ -2,8 +2,8 @@
 
 Each action staff create with ``/action`` becomes an event of the server (Events tab), changed and
 cancelled with it; an event staff create directly in Discord is imported as an action; a click on
-"Intéressé" is recorded for the action. The cog also gives the agenda its sender for the timed
-messages (reminders, evaluations) that the maintenance loop produces.
+"Intéressé" is recorded for the action. (The timed messages of the agenda leave through the
+delivery router, like every reply addressed to someone else.)
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import discord
 from discord.ext import commands
 
 from bot.agenda import asked_type
-from bot.cogs.base import RelaisCog, deliver
+from bot.cogs.base import RelaisCog
 from bot.logging import get_logger
-from bot.ports import Person, Reply
 from referrals import actions
 from referrals.actions import Action, ActionError, ActionInput
 
@@ -33,27 +32,17 @@ LOCATION_MAX = 100
 
 
 class EventsCog(RelaisCog):
-    """Scheduled events <-> actions, and delivery of the agenda's timed messages."""
+    """Scheduled events <-> actions."""
 
     async def cog_load(self) -> None:
-        """Become the agenda's scheduled events and sender."""
-        if self.bot.app is None:
-            return
-        agenda = self.conversation.agenda
-        agenda.events = self
-        agenda.deliver = self._deliver
+        """Become the agenda's scheduled events."""
+        if self.bot.app is not None:
+            self.conversation.agenda.events = self
 
     async def cog_unload(self) -> None:
         """Stop mirroring."""
-        if self.bot.app is None:
-            return
-        agenda = self.conversation.agenda
-        if agenda.events is self:
-            agenda.events = None
-            agenda.deliver = None
-
-    async def _deliver(self, replies: list[Reply]) -> None:
-        await deliver(self.bot, Person("discord", "", ""), replies)
+        if self.bot.app is not None and self.conversation.agenda.events is self:
+            self.conversation.agenda.events = None
 
     # ------------------------------------------------------------ agenda -> Discord
 

@@ -16,11 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot import cli
 from bot.app import App
-from bot.checkin import setup_checkin
-from bot.landing import setup_landing
 from bot.runner import LogNotifier, NoTransport
 from bot.settings import load_settings
-from bot.web import create_app
 from referrals import actions
 from referrals.actions import ActionInput
 
@@ -39,13 +36,10 @@ async def open_services(tmp_path: Path, **env: str) -> App:
 
 
 def make_app(services: App) -> web.Application:
-    """The web app of `relais serve`: landing page, then the check-in page."""
-    app = create_app(
-        settings=services.settings, texts=services.texts, db=services.db, sms=services.sms
-    )  # type: ignore[arg-type]
-    setup_landing(app, conversation=services.conversation)
-    setup_checkin(app, conversation=services.conversation)
-    return app
+    """The web app of `relais serve` and `relais run`, as the composition root builds it."""
+    from bot.bootstrap import web_app
+
+    return web_app(services)  # type: ignore[no-any-return]
 
 
 async def start(app: web.Application) -> TestClient[Any, Any]:
