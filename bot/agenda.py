@@ -247,14 +247,8 @@ class Agenda:
         if what == "rec":
             if not await self.conv.db.write(actions.record_recommend, int(action_id), me.id, value):
                 return [self.conv.reply(person, "bot.expired", lang)]
-            code = await self.conv.db.fetchone(
-                "SELECT c.code FROM actions a JOIN campaigns c ON c.id = a.campaign_id"
-                " WHERE a.id = ?",
-                (int(action_id),),
-            )
-            return [
-                self.conv.reply(person, "actions.eval_thanks", lang, code=code[0] if code else "")
-            ]
+            code = await self.conv.db.read(actions.code_of, int(action_id))
+            return [self.conv.reply(person, "actions.eval_thanks", lang, code=code or "")]
         return [self.conv.reply(person, "bot.expired", lang)]
 
     # ------------------------------------------------------------ timed messages

@@ -337,6 +337,15 @@ def action_by_event(conn: sqlite3.Connection, event_id: str) -> Action | None:
     return _action(row) if row else None
 
 
+def code_of(conn: sqlite3.Connection, action_id: int) -> str | None:
+    """The code of an action, by id."""
+    row = conn.execute(
+        "SELECT c.code FROM actions a JOIN campaigns c ON c.id = a.campaign_id WHERE a.id = ?",
+        (action_id,),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
 def _existing(conn: sqlite3.Connection, code: str) -> Action:
     found = action_by_code(conn, code)
     if found is None:
