@@ -1,4 +1,4 @@
-"""The architecture rules of README ("How it fits together"), checked on the source (AST).
+"""The architecture rules of README (section "Architecture"), checked on the source (AST).
 
 - ``referrals/`` (the domain) imports neither ``bot`` nor discord, twilio or aiohttp;
 - the brain (conversation, commands, FAQ, limits, texts, keywords, ports) imports no adapter and
