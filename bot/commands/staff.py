@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot import charts, poster
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import actions, analytics, csvio, dialogue, eventlog, stats
+from referrals import actions, analytics, csvio, dialogue, eventlog, sms_queue, stats
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
@@ -68,6 +68,9 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
                 "actions.results", lang, results=per_action, compare=actions.comparison(per_action)
             )
         )
+    sms_figures = await conv.db.read(sms_queue.figures, low, high, conv.settings.tz)
+    if sms_figures["count"]:  # delivered / failed / filtered / unknown, segments (issue 17)
+        parts.append(conv.t("sms.stats", lang, f=sms_figures))
     parts.append(conv.t("analytics.chart_attached", lang))
     stamp = now_iso()[:10]
     source_names = {name: labels[f"source_{name}"] for name in analytics.SOURCES}
