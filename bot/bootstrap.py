@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bot import console
+from bot.checkin import setup_checkin
 from bot.context import CliError, Context
 from bot.conversation import Conversation
 from bot.delivery import Deliverer, DeliveryRouter
@@ -117,6 +118,7 @@ async def build_app(
         notifier=router,
         invites=invites,
     )
+    conversation.agenda.deliver = router.deliver  # action reminders and evaluations
     return App(settings, db, texts, referrals, faq, sms, conversation, router)
 
 
@@ -144,6 +146,7 @@ def web_app(app: App) -> Any:
         router=app.router,
     )
     setup_landing(web, conversation=app.conversation, deliver=app.router.deliver)
+    setup_checkin(web, conversation=app.conversation)  # /a/CODE: an action's QR code
     return web
 
 

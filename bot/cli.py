@@ -23,7 +23,7 @@ from bot.context import (
 from bot.logging import configure_logging, get_logger, open_log
 from bot.settings import Settings, load_settings
 from bot.texts import MessageCatalogError, Texts
-from referrals import csvio, stats
+from referrals import actions, csvio, stats
 from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
 from referrals.timeutil import day_bounds
 
@@ -101,9 +101,11 @@ async def cmd_stats(ctx: Context) -> int:
     db = await ctx.open_db()
     try:
         figures = await db.read(stats.compute, low, high)
+        per_action = await db.read(actions.results, low, high)
     finally:
         await db.close()
     if ctx.args.json:
+        figures["actions"] = [{k: v for k, v in r.items() if k != "place"} for r in per_action]
         print(json.dumps(figures, ensure_ascii=False))
     else:
         print(

@@ -7,6 +7,7 @@ Adapters (console, Discord cogs, the SMS webhook) turn their input into calls on
 from __future__ import annotations
 
 import re
+import shlex
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
+from bot.agenda import Agenda
 from bot.commands.registry import COMMANDS
 from bot.keywords import Keyword, classify
 from bot.limits import Guard
@@ -62,13 +64,49 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).strip(" !.?")
 
 
+def _keyword_args(spec: Any, rest: str) -> dict[str, str] | None:
+    """``key=value`` options (quotes for spaces), positional words filling the others in order;
+    None when the line names no option (then the plain positional syntax applies)."""
+    names = {option.name for option in spec.options}
+    if not any(f"{name}=" in rest for name in names):
+        return None
+    try:
+        words = shlex.split(rest)
+    except ValueError:  # an unclosed quote: read as typed
+        words = rest.split()
+    args: dict[str, str] = {}
+    positional: list[str] = []
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep and _fold(key) in names and _fold(key) not in args:
+            args[_fold(key)] = value
+        else:
+            positional.append(word)
+    free = [option for option in spec.options if option.name not in args]
+    for index, option in enumerate(free):
+        if index >= len(positional):
+            break
+        if option.rest:
+            args[option.name] = " ".join(positional[index:])
+            break
+        args[option.name] = positional[index]
+    return args
+
+
 def parse_command_line(text: str) -> tuple[str, dict[str, str]] | None:
-    """``/code K7PM 4QXB`` -> ("code", {"code": "K7PM 4QXB"}); None for an unknown command."""
+    """``/code K7PM 4QXB`` -> ("code", {"code": "K7PM 4QXB"}); None for an unknown command.
+
+    Every command also takes ``key=value`` options, quoted when they hold spaces:
+    ``/action type=tournoi titre="Tournoi FIFA"``; positional words fill the other options.
+    """
     name, _, rest = text.lstrip("/").partition(" ")
     spec = COMMANDS.get(_fold(name))
     if spec is None:
         return None
     rest = rest.strip()
+    keyword = _keyword_args(spec, rest)
+    if keyword is not None:
+        return spec.name, keyword
     args: dict[str, str] = {}
     if spec.name == "inviter":
         match = re.match(r"^(\+?[\d][\d .\-()]*\d)\s*(.*)$", rest)
@@ -119,6 +157,7 @@ class Conversation:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._offered_staff: list[Button] = []
         self.guard = Guard(self)
+        self.agenda = Agenda(self)  # outreach actions: answers, buttons, timed messages
 
     # ------------------------------------------------------------ helpers
 
@@ -263,6 +302,8 @@ class Conversation:
                 replies = await self._handoff_button(person, arg, lang)
             elif action == "questions" and arg.startswith("done:"):
                 replies = await self.command(person, "traiter", {"numero": arg[5:]})
+            elif action == "act":
+                replies = await self.agenda.choice(person, arg, lang)
             else:
                 replies = [self.reply(person, "bot.expired", lang)]
         except RelaisError as exc:
@@ -439,6 +480,9 @@ class Conversation:
             if answer is None:
                 answer = self.faq.answer(text, turn.lang)
             await self._store_question(turn.state.participant_id, turn.lang, text, answer)
+            dated = await self.agenda.answer(text, turn.lang, answer, "sms")  # actions' dates
+            if dated is not answer:
+                return [Reply(Target.of(person), dated.text)]
             if answer.id:
                 return [Reply(Target.of(person), self.faq.short_answer(answer.id, turn.lang))]
         except Exception:
@@ -502,6 +546,7 @@ class Conversation:
         """Answer a question from the knowledge base, or offer suggestions and a person."""
         lang = self.lang(person)
         answer = self.faq.answer(question, lang)
+        answer = await self.agenda.answer(question, lang, answer)  # dates and places of actions
         participant = None if person.staff else await self.member(person)
         await self._log_question(participant, lang, question, answer)
         buttons: list[Button]
@@ -756,6 +801,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 # Registering the commands (import for side effects, after Conversation is defined).
+from bot.commands import actions as _actions  # noqa: E402, F401
 from bot.commands import attribution as _attribution  # noqa: E402, F401
 from bot.commands import learning as _learning  # noqa: E402, F401
 from bot.commands import staff as _staff  # noqa: E402, F401

@@ -38,6 +38,7 @@ EXTENSIONS = (
     "bot.cogs.faq",
     "bot.cogs.privacy",
     "bot.cogs.staff",
+    "bot.cogs.events",  # scheduled events <-> the agenda of actions
     "bot.cogs.registry",  # last: covers the registry commands the others do not
 )
 SHUTDOWN_TIMEOUT = 10.0
@@ -54,6 +55,7 @@ def intents() -> discord.Intents:
     wanted.invites = True
     wanted.moderation = True  # on_member_ban / on_member_unban: banned members lose the bot
     wanted.dm_messages = True
+    wanted.guild_scheduled_events = True  # the agenda: events created, "Intéressé" clicks
     wanted.guild_messages = False
     return wanted
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2.meta
 import pytest
+from action_samples import ACTION_SAMPLES
 from message_samples import CAMPAIGN, ROW
 
 from bot.texts import LANGS, Texts
@@ -254,6 +255,7 @@ def _params(lang: str, key: str) -> dict[str, Any]:
 
 # Samples for the areas other parts of the bot own (kept here so that every template is covered).
 EXTRA: dict[str, dict[str, Any]] = {}
+EXTRA.update(ACTION_SAMPLES)  # outreach actions (issue 22)
 
 ALL_KEYS = sorted({(lang, key) for lang in LANGS for key in TEXTS.keys(lang)})
 
