@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.conversation import Conversation
 from bot.ports import InviteMaker, SmsTransport, StaffNotifier
 from bot.settings import Settings
-from bot.texts import MESSAGES_DIR, Texts
+from bot.texts import Texts, resolve_messages_dir
 from referrals.service import ReferralService
 from referrals.store import Database
 
@@ -37,12 +38,15 @@ async def build_app(
     transport: SmsTransport,
     notifier: StaffNotifier,
     invites: InviteMaker | None = None,
-    messages_dir: Path = MESSAGES_DIR,
+    messages_dir: Path | None = None,
 ) -> App:
-    """Open the database and build the services around it."""
+    """Open the database and build the services around it (``messages_dir``: default, the
+    shipped messages overlaid by ``RELAIS_MESSAGES_DIR``)."""
     from bot.faq import FaqEngine
     from bot.sms.service import SmsService
 
+    if messages_dir is None:
+        messages_dir = await asyncio.to_thread(resolve_messages_dir, settings.messages_dir)
     texts = Texts(messages_dir, default_lang=settings.lang)
     db = await Database.open(db_path)
     try:

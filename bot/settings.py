@@ -112,6 +112,7 @@ class Settings:
     discord_client_id: str | None = None
     discord_client_secret: str | None = None
     discord_api_url: str = DEFAULT_DISCORD_API_URL
+    messages_dir: Path | None = None  # the programme's own copies of the messages (overlay)
 
     @property
     def twilio_configured(self) -> bool:
@@ -175,6 +176,7 @@ _ATTRIBUTE = {
     "RETENTION_QUESTIONS_DAYS": "retention_questions_days",
     "BACKUP_DIR": "backup_dir",
     "BACKUP_KEEP": "backup_keep",
+    "RELAIS_MESSAGES_DIR": "messages_dir",
 }
 VARIABLES = tuple(_ATTRIBUTE)
 
@@ -252,6 +254,10 @@ def load_settings(
             kwargs[_ATTRIBUTE[name]] = _int(name, value, 1)
     if (value := get("BACKUP_DIR")) is not None:
         kwargs["backup_dir"] = Path(value)
+    if (value := get("RELAIS_MESSAGES_DIR")) is not None:
+        if not Path(value).is_dir():
+            raise ConfigError("config.not_a_folder", name="RELAIS_MESSAGES_DIR", path=value)
+        kwargs["messages_dir"] = Path(value)
     if (value := get("RELAIS_DEV_SYNC")) is not None:
         if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
             raise ConfigError("config.bad_value", name="RELAIS_DEV_SYNC", value=value)
