@@ -167,7 +167,7 @@ def test_healthcheck_passes_against_the_real_server_then_sigterm_stops_it(tmp_pa
     )
     check = healthcheck_code().replace(":8080/", f":{port}/")
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a new process imports everything: a loaded machine
         while True:
             result = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=10)
             if result.returncode == 0:
@@ -176,7 +176,7 @@ def test_healthcheck_passes_against_the_real_server_then_sigterm_stops_it(tmp_pa
             assert time.monotonic() < deadline, "the health check never passed"
             time.sleep(0.1)
         server.send_signal(signal.SIGTERM)
-        out, err = server.communicate(timeout=20)
+        out, err = server.communicate(timeout=60)
     finally:
         if server.poll() is None:
             server.kill()
