@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.conversation import Conversation
 from bot.ports import InviteMaker, SmsTransport, StaffNotifier
@@ -12,6 +13,10 @@ from bot.settings import Settings
 from bot.texts import Texts, resolve_messages_dir
 from referrals.service import ReferralService
 from referrals.store import Database
+
+if TYPE_CHECKING:  # imported when building, not at import time (start-up cost)
+    from bot.faq import FaqEngine
+    from bot.sms.service import SmsService
 
 
 @dataclass
@@ -22,8 +27,8 @@ class App:
     db: Database
     texts: Texts
     referrals: ReferralService
-    faq: object
-    sms: object
+    faq: FaqEngine
+    sms: SmsService
     conversation: Conversation
 
     async def close(self) -> None:

@@ -14,11 +14,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.logging import get_logger
 from bot.ports import Person, Reply
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.cli import Context
+    from bot.conversation import Conversation
 
 log = get_logger(__name__)
 _LINE = re.compile(r"^(discord|staff|sms):(\S+)(?:\s+(.*))?$", re.S)
@@ -163,8 +167,8 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def _handle(
-    conversation, output: ConsoleOutput, line: str, settings: Settings
-) -> list[Reply]:  # type: ignore[no-untyped-def]
+    conversation: Conversation, output: ConsoleOutput, line: str, settings: Settings
+) -> list[Reply]:
     join = _JOIN.match(line)
     if join:
         name, link = join.groups()
@@ -187,7 +191,7 @@ async def _handle(
     return await conversation.text(person, text)
 
 
-async def cmd_console(ctx) -> int:  # type: ignore[no-untyped-def]
+async def cmd_console(ctx: Context) -> int:
     """``relais console``."""
     return await run_console(
         ctx.settings, ctx.db_path, sys.stdin, sys.stdout, interactive=sys.stdin.isatty()

@@ -73,16 +73,21 @@ class RelaisBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
         )
         self.settings = settings
-        self.app = app
+        self._app = app
         self.dev_sync = dev_sync
         self.notifier = notifier or DiscordNotifier(settings)
         self.notifier.bind(self)
         self.joins = JoinTracker(self)
 
     @property
+    def app(self) -> App:
+        """The services (absent only for ``relais discord sync``, which never reaches them)."""
+        assert self._app is not None
+        return self._app
+
+    @property
     def conversation(self) -> Conversation:
         """The conversation engine."""
-        assert self.app is not None
         return self.app.conversation
 
     async def setup_hook(self) -> None:
@@ -141,6 +146,7 @@ class DiscordNotifier:
         if wanted.isdigit():
             found = self.bot.get_channel(int(wanted))
             if found is not None:
+                # get_channel may name a category or a forum; a misconfigured id fails on send.
                 return found  # type: ignore[return-value]
         guild = self.bot.guild()
         guilds = [guild] if guild is not None else list(self.bot.guilds)
@@ -197,7 +203,7 @@ class DiscordInviteMaker:
             log.error("invite_channel_missing")
             raise RelaisError("discord.invite_failed")
         try:
-            invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)  # type: ignore[attr-defined]
+            invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)
         except discord.HTTPException as exc:
             log.error("invite_create_failed", status=getattr(exc, "status", None))
             raise RelaisError("discord.invite_failed") from exc

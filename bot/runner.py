@@ -117,6 +117,6 @@ async def cmd_serve(ctx: Context) -> int:
 async def cmd_run(ctx: Context) -> int:
     """``relais run``: the Discord bot and the web server in one process."""
     ctx.settings.require("DISCORD_TOKEN")
-    from bot.discord_app import run_bot  # type: ignore[import-not-found]
+    from bot.discord_app import run_bot
 
     return await run_bot(ctx)

@@ -262,4 +262,5 @@ def load_settings(
         if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
             raise ConfigError("config.bad_value", name="RELAIS_DEV_SYNC", value=value)
         kwargs["dev_sync"] = value.lower() in {"1", "true", "yes", "oui"}
+    # kwargs holds each field's own type, checked above; a dict[str, object] cannot say so.
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -158,7 +158,7 @@ class Texts:
         context = new_context(
             self.env, template.name, template.blocks, {**self.globals, **params}, True
         )
-        return self.env.concat(template.root_render_func(context)).strip()  # type: ignore[attr-defined]
+        return self.env.concat(template.root_render_func(context)).strip()
 
     def keys(self, lang: str) -> list[str]:
         """Every message key of a language."""

@@ -208,14 +208,12 @@ def channel_comparison(
         figures[1] += size[pid] > 1
         figures[2] += size[pid]
         figures[3] += enrolled
-    grouped = [(source, campaign, *figures) for (source, campaign), figures in groups.items()]
     totals = {source: [0, 0, 0, 0] for source in SOURCES}
     per_campaign: dict[str, list[int]] = {}
-    for source, campaign, count, brought, size_sum, enrolled in grouped:
-        figures = (count, brought, size_sum, enrolled)
-        totals[source] = [a + b for a, b in zip(totals[source], figures, strict=True)]
+    for (source, campaign), counts in groups.items():
+        totals[source] = [a + b for a, b in zip(totals[source], counts, strict=True)]
         if campaign is not None:
-            per_campaign[campaign] = list(figures)
+            per_campaign[campaign] = list(counts)
     rows = [_comparison_row("source", name, *totals[name]) for name in SOURCES]
     ordered = sorted(per_campaign.items(), key=lambda item: (-item[1][0], item[0]))
     rows += [_comparison_row("campaign", name, *figures) for name, figures in ordered]

@@ -199,7 +199,9 @@ class Database:
         db = cls(conn, path)
         try:
             await db.call(configure_connection)
-            db.schema_before = (await db.fetchone("PRAGMA user_version"))[0]
+            version = await db.fetchone("PRAGMA user_version")
+            assert version is not None  # PRAGMA user_version always answers one row
+            db.schema_before = version[0]
             db.schema_version = await db.call(migrate)
         except BaseException:
             # Not a database (or a failed migration): stop the connection's thread, or the
