@@ -124,10 +124,26 @@ def test_dockerfile_is_slim_non_root_with_volume_healthcheck_and_run() -> None:
     assert "/healthz" in healthcheck and "urllib" in healthcheck and "curl" not in healthcheck
     assert '"relais", "run"' in values["CMD"][0]
     assert '"0.0.0.0"' in values["CMD"][0]
-    # Every file the Dockerfile copies exists.
+    # Every file the Dockerfile copies from the repository exists.
     for rest in values["COPY"]:
+        if rest.startswith("--from="):
+            continue
         for source in rest.split()[:-1]:
             assert (ROOT / source).exists(), source
+
+
+def test_the_image_installs_the_locked_dependencies_then_the_wheel() -> None:
+    runs = [rest for keyword, rest in dockerfile_instructions() if keyword == "RUN"]
+    locked = next(i for i, run in enumerate(runs) if "--require-hashes" in run)
+    assert "requirements.lock" in runs[locked]
+    wheel = next(i for i, run in enumerate(runs) if ".whl" in run and "pip install" in run)
+    assert wheel > locked and "--no-deps" in runs[wheel]
+    assert not any(re.search(r"pip install .*(-e|--editable)\b", run) for run in runs)
+    # The lock pins every package with hashes.
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==\S+", lock, re.M)
+    assert {"discord-py", "twilio", "aiohttp", "aiosqlite"} <= {p.lower() for p in pins}
+    assert lock.count("--hash=sha256:") >= len(pins)
 
 
 def healthcheck_code() -> str:
