@@ -15,15 +15,6 @@ from bot.texts import MESSAGES_DIR, Texts, overlay_files, resolve_messages_dir
 from referrals.errors import ConfigError
 
 
-@pytest.fixture
-def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("RELAIS_DB", "RELAIS_LANG", "DISCORD_TOKEN", "RELAIS_MESSAGES_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("RELAIS_TZ", "UTC")
-    return tmp_path
-
-
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
     code = cli.main(list(args))
