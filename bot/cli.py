@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 from bot.logging import configure_logging, get_logger
 from bot.settings import Settings, load_settings
-from bot.texts import LANGS, Texts, resolve_messages_dir
+from bot.texts import LANGS, MessageCatalogError, Texts, resolve_messages_dir
 from referrals import csvio, stats
 from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
 from referrals.store import Database
@@ -390,7 +390,15 @@ def main(argv: list[str] | None = None) -> int:
             return USER_ERROR
         # The doctor reads the raw variables itself and names every bad one, not only the first.
         settings = Settings()
-    ctx = Context(settings, args)
+    try:
+        ctx = Context(settings, args)
+    except MessageCatalogError as exc:  # a broken file in the programme's RELAIS_MESSAGES_DIR
+        own = settings.messages_dir
+        reason = str(exc)
+        if own is not None:  # name the programme's file, not its copy in the assembled folder
+            reason = reason.replace(str(resolve_messages_dir(own)), str(own))
+        print(Texts().render("cli.bad_messages", settings.lang, reason=reason), file=sys.stderr)
+        return USER_ERROR
     try:
         return asyncio.run(args.handler(ctx))
     except CliError as exc:

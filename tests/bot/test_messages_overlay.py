@@ -88,3 +88,16 @@ def test_export_to_an_unwritable_place_is_one_sentence(
     code, out, err = run(capsys, "messages", "export", "file/sub")
     assert code == 2 and out == ""
     assert "Traceback" not in err and "file/sub" in err
+
+
+def test_a_broken_file_of_the_programme_is_named_in_one_sentence(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = workdir / "own"
+    (own / "fr").mkdir(parents=True)
+    (own / "fr" / "cli.yaml").write_text("faq_ok: [oops\n", encoding="utf-8")
+    monkeypatch.setenv("RELAIS_MESSAGES_DIR", str(own))
+    code, out, err = run(capsys, "faq", "check")
+    assert code == 2 and out == ""
+    assert "Traceback" not in err and "RELAIS_MESSAGES_DIR" in err
+    assert str(own / "fr" / "cli.yaml") in err
