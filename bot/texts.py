@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.resources
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,8 +27,8 @@ from jinja2.runtime import new_context
 from referrals import codes
 
 LANGS = ("fr", "en")
-# The shipped messages (a real folder: pip installs packages unzipped).
-MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
+# The shipped messages, package data of ``bot`` (a real folder: pip installs packages unzipped).
+MESSAGES_DIR = Path(str(importlib.resources.files("bot") / "messages"))
 
 
 def overlay_files(folder: Path) -> list[Path]:
