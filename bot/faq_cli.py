@@ -11,7 +11,7 @@ from bot.faq import FaqEngine, KnowledgeBaseError, check_knowledge_base, faq_ask
 
 async def cmd_faq_ask(ctx: Any) -> int:
     """Answer one question, or one per line of standard input."""
-    from bot.cli import CliError
+    from bot.context import CliError
 
     try:
         engine = await asyncio.to_thread(
