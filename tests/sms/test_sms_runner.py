@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from sms_support import make_service, make_settings, open_db, web_app_for
-from waiting import PATIENCE
+from waiting import PATIENCE, STARTUP
 
 from bot.bootstrap import cmd_run
 from bot.cli import Context
@@ -86,7 +86,7 @@ async def test_relais_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     try:
         async with aiohttp.ClientSession() as session:
             # A new process imports everything first: seconds on a loaded machine.
-            deadline = asyncio.get_running_loop().time() + 3 * PATIENCE
+            deadline = asyncio.get_running_loop().time() + STARTUP
             while True:
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
@@ -100,7 +100,7 @@ async def test_relais_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                     await asyncio.sleep(0.05)
         assert process.returncode is None, (await process.stderr.read()).decode()  # type: ignore[union-attr]
         process.send_signal(signal.SIGTERM)
-        stdout, _stderr = await asyncio.wait_for(process.communicate(), 3 * PATIENCE)
+        stdout, _stderr = await asyncio.wait_for(process.communicate(), STARTUP)
         assert process.returncode == 0
         # The service's stdout is its log: JSON lines only, the shutdown logged.
         lines = stdout.decode().splitlines()
