@@ -30,7 +30,7 @@ def export_messages(target: Path) -> tuple[int, int]:
 
 async def cmd_messages_export(ctx: Any) -> int:
     """Write the shipped messages into ``ctx.args.dir`` (existing files are kept)."""
-    from bot.cli import CliError
+    from bot.context import CliError
 
     target = Path(ctx.args.dir)
     try:
