@@ -56,7 +56,7 @@ def _synthetic_entry(rng: random.Random, number: int) -> str:
 def build_base(target: Path, rng: random.Random) -> Path:
     """Copy the default knowledge base and add 180 synthetic entries per language."""
     messages = target / "messages"
-    shutil.copytree(ROOT / "messages", messages, ignore=shutil.ignore_patterns("*.j2"))
+    shutil.copytree(ROOT / "bot" / "messages", messages, ignore=shutil.ignore_patterns("*.j2"))
     for lang in ("fr", "en"):
         folder = messages / lang / "faq"
         for number in range(180):

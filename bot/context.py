@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from bot.logging import get_logger
 from bot.settings import Settings
-from bot.texts import Texts
+from bot.texts import Texts, resolve_messages_dir
 from referrals.files import create_private
 from referrals.store import Database
 
@@ -38,7 +38,7 @@ class Context:
     def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
         self.settings = settings
         self.args = args
-        self.texts = Texts(default_lang=settings.lang)
+        self.texts = Texts(resolve_messages_dir(settings.messages_dir), default_lang=settings.lang)
         self.lang = settings.lang
         self.db_path = Path(args.db) if getattr(args, "db", None) else settings.db_path
 

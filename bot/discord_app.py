@@ -82,11 +82,17 @@ class RelaisBot(commands.Bot):
             **options,
         )
         self.settings = settings
-        self.app = app
+        self._app = app
         self.dev_sync = dev_sync
         self.notifier = notifier or DiscordNotifier(settings)
         self.notifier.bind(self)
         self.joins = JoinTracker(self)
+
+    @property
+    def app(self) -> App:
+        """The services (absent only for ``relais discord sync``, which never reaches them)."""
+        assert self._app is not None
+        return self._app
 
     @property
     def conversation(self) -> Conversation:
@@ -159,6 +165,7 @@ class DiscordNotifier:
         if wanted.isdigit():
             found = self.bot.get_channel(int(wanted))
             if found is not None:
+                # get_channel may name a category or a forum; a misconfigured id fails on send.
                 return found  # type: ignore[return-value]
         guild = self.bot.guild()
         guilds = [guild] if guild is not None else list(self.bot.guilds)
@@ -222,7 +229,7 @@ class DiscordInviteMaker:
             raise RelaisError("discord.invite_failed")
         await self.make_room(guild)
         try:
-            invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)  # type: ignore[attr-defined]
+            invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)
         except discord.HTTPException as exc:
             log.error("invite_create_failed", status=getattr(exc, "status", None))
             raise RelaisError("discord.invite_failed") from exc

@@ -758,7 +758,10 @@ def render(report: Report, ctx: Context, lang: str) -> str:
 async def cmd_doctor(ctx: Context) -> int:
     """``relais doctor``: print every finding; exit 0 without problems, 2 otherwise."""
     report, settings = await asyncio.to_thread(
-        diagnose, dict(os.environ), db_arg=getattr(ctx.args, "db", None)
+        diagnose,
+        dict(os.environ),
+        db_arg=getattr(ctx.args, "db", None),
+        messages_dir=ctx.texts.messages_dir,
     )
     print(render(report, ctx, settings.lang))
     sys.stdout.flush()

@@ -409,10 +409,10 @@ def _build_index(
     smalltalk: dict[str, set[str]] = {}
     for entry in entries.values():
         if entry.kind == "smalltalk":
-            terms = set()
+            talk: set[str] = set()
             for text in (entry.title, *entry.keywords, *entry.examples):
-                terms.update(analyzer.raw_terms(text))
-            smalltalk[entry.id] = terms
+                talk.update(analyzer.raw_terms(text))
+            smalltalk[entry.id] = talk
     unknown_sms = unknown.get("sms")
     return _LangIndex(
         lang=lang,

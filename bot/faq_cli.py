@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 from bot.faq import FaqEngine, KnowledgeBaseError, check_knowledge_base, faq_ask_command
-from bot.texts import MESSAGES_DIR
 
 
 async def cmd_faq_ask(ctx: Any) -> int:
@@ -15,7 +14,9 @@ async def cmd_faq_ask(ctx: Any) -> int:
     from bot.context import CliError
 
     try:
-        engine = await asyncio.to_thread(FaqEngine.load, MESSAGES_DIR, None, ctx.settings.lang)
+        engine = await asyncio.to_thread(
+            FaqEngine.load, ctx.texts.messages_dir, None, ctx.settings.lang
+        )
     except KnowledgeBaseError as exc:
         raise CliError(str(exc)) from exc
     if ctx.args.question is not None:
@@ -30,7 +31,9 @@ async def cmd_faq_ask(ctx: Any) -> int:
 
 async def cmd_faq_check(ctx: Any) -> int:
     """Validate the knowledge base; non-zero exit naming the file and entry at fault."""
-    problems = await asyncio.to_thread(check_knowledge_base, MESSAGES_DIR, None, ctx.settings.lang)
+    problems = await asyncio.to_thread(
+        check_knowledge_base, ctx.texts.messages_dir, None, ctx.settings.lang
+    )
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

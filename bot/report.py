@@ -121,6 +121,7 @@ async def cmd_report(ctx: Context) -> int:
             period=period_text(ctx, since, until),
             generated=generated,
             tz=ctx.settings.tz,
+            messages_dir=ctx.texts.messages_dir,
         )
     finally:
         await db.close()

@@ -116,6 +116,7 @@ class Settings:
     discord_client_id: str | None = None
     discord_client_secret: str | None = None
     discord_api_url: str = DEFAULT_DISCORD_API_URL
+    messages_dir: Path | None = None  # the programme's own copies of the messages (overlay)
 
     @property
     def twilio_configured(self) -> bool:
@@ -193,6 +194,7 @@ _ATTRIBUTE = {
     "BACKUP_DIR": "backup_dir",
     "BACKUP_KEEP": "backup_keep",
     "RELAIS_WEEKLY_REPORT": "weekly_report",
+    "RELAIS_MESSAGES_DIR": "messages_dir",
 }
 VARIABLES = tuple(_ATTRIBUTE)
 
@@ -287,6 +289,10 @@ def load_settings(
             raise ConfigError("config.bad_value", name=name, value=value) from None
     if (value := get("BACKUP_DIR")) is not None:
         kwargs["backup_dir"] = Path(value)
+    if (value := get("RELAIS_MESSAGES_DIR")) is not None:
+        if not Path(value).is_dir():
+            raise ConfigError("config.not_a_folder", name="RELAIS_MESSAGES_DIR", path=value)
+        kwargs["messages_dir"] = Path(value)
     if (value := get("RELAIS_DEV_SYNC")) is not None:
         if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
             raise ConfigError("config.bad_value", name="RELAIS_DEV_SYNC", value=value)
@@ -295,4 +301,5 @@ def load_settings(
         if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
             raise ConfigError("config.bad_value", name="RELAIS_WEEKLY_REPORT", value=value)
         kwargs["weekly_report"] = value.lower() in {"1", "true", "yes", "oui"}
+    # kwargs holds each field's own type, checked above; a dict[str, object] cannot say so.
     return Settings(**kwargs)  # type: ignore[arg-type]

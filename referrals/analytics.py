@@ -391,7 +391,7 @@ def channel_comparison(
     for (source, campaign), figures in groups.items():
         totals[source] = [a + b for a, b in zip(totals[source], figures, strict=True)]
         if campaign is not None:
-            per_campaign[campaign] = list(figures)
+            per_campaign[campaign] = list(counts)
     rows = [_comparison_row("source", name, *totals[name]) for name in SOURCES]
     ordered = sorted(per_campaign.items(), key=lambda item: (-item[1][0], item[0]))
     rows += [_comparison_row("campaign", name, *figures) for name, figures in ordered]

@@ -231,7 +231,9 @@ class Database:
         db = cls(conn, path)
         try:
             await db.call(configure_connection)
-            db.schema_before = (await db.fetchone("PRAGMA user_version"))[0]
+            version = await db.fetchone("PRAGMA user_version")
+            assert version is not None  # PRAGMA user_version always answers one row
+            db.schema_before = version[0]
             known = migrations()[-1][0]
             if db.schema_before > known:
                 raise DatabaseTooNew(path=str(path), version=db.schema_before, known=known)

@@ -111,7 +111,7 @@ def test_a_read_only_folder(tmp_path: Path, command: list[str], existing: bool) 
 def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the code and its messages, whose knowledge base each test may break."""
     root = tmp_path_factory.mktemp("project")
-    for name in ("bot", "referrals", "messages"):
+    for name in ("bot", "referrals"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
@@ -119,7 +119,7 @@ def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def broken_base(project_copy: Path) -> Iterator[Path]:
     """The copy's ``cej.yaml`` (restored after the test)."""
-    path = project_copy / "messages" / "fr" / "faq" / "cej.yaml"
+    path = project_copy / "bot" / "messages" / "fr" / "faq" / "cej.yaml"
     original = path.read_text(encoding="utf-8")
     yield path
     path.write_text(original, encoding="utf-8")
@@ -148,7 +148,7 @@ def test_a_knowledge_base_with_a_bad_yaml_line(
 
 
 def test_a_messages_file_with_a_bad_yaml_line(tmp_path: Path, project_copy: Path) -> None:
-    path = project_copy / "messages" / "fr" / "cli.yaml"
+    path = project_copy / "bot" / "messages" / "fr" / "cli.yaml"
     original = path.read_text(encoding="utf-8")
     path.write_text(original + 'oops: "unterminated\n  : [\n', encoding="utf-8")
     try:

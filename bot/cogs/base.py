@@ -82,6 +82,7 @@ def staff_member(bot: RelaisBot, user: discord.abc.User) -> bool:
 def person_of(interaction: discord.Interaction) -> Person:
     """The person behind an interaction: locale from the client, staff from the roles."""
     user = interaction.user
+    # discord.py types interaction.client as Client; ours is always a RelaisBot.
     bot: RelaisBot = interaction.client  # type: ignore[assignment]
     return Person(
         "discord",
@@ -94,6 +95,7 @@ def person_of(interaction: discord.Interaction) -> Person:
 
 async def staff_check(interaction: discord.Interaction) -> bool:
     """Run-time staff check: ``default_permissions`` is only a hint that admins can override."""
+    # discord.py types interaction.client as Client; ours is always a RelaisBot.
     bot: RelaisBot = interaction.client  # type: ignore[assignment]
     if not has_staff_role(interaction.user, bot.settings.discord_staff_role):
         raise app_commands.CheckFailure("staff role required")
@@ -162,7 +164,7 @@ class RelaisButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<id>
         style = getattr(item, "style", discord.ButtonStyle.secondary)
         return cls(match["id"], label, style)
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
         """Route the click to ``Conversation.choice``."""
         try:
             await press(interaction, self.button_id)
@@ -172,6 +174,7 @@ class RelaisButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<id>
 
 async def press(interaction: discord.Interaction, button_id: str) -> None:
     """A button was clicked: remove the buttons (no double click), answer the choice privately."""
+    # discord.py types interaction.client as Client; ours is always a RelaisBot.
     bot: RelaisBot = interaction.client  # type: ignore[assignment]
     person = person_of(interaction)
     staff_only = button_id.startswith("handoff:take:")
@@ -190,11 +193,8 @@ def view_of(buttons: Sequence[Button]) -> discord.ui.View | None:
         return None
     view = discord.ui.View(timeout=None)
     for button in buttons[:25]:
-        view.add_item(
-            RelaisButton(
-                button.id, button.label, STYLES.get(button.style, discord.ButtonStyle.secondary)
-            )
-        )
+        style = STYLES.get(button.style, discord.ButtonStyle.secondary)
+        view.add_item(RelaisButton(button.id, button.label, style))
     return view
 
 

@@ -90,7 +90,7 @@ class InviteModal(discord.ui.Modal):
             )
         )
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def on_submit(self, interaction: discord.Interaction) -> None:
         """Ticked: the invitation leaves (the box was the confirmation); else ask with buttons."""
         await self.cog.invite(
             interaction,
@@ -100,6 +100,8 @@ class InviteModal(discord.ui.Modal):
             sender_name=str(self.sender.value or "") or None,
         )
 
+    # Modal.on_error takes (interaction, error), but Modal derives from BaseView whose on_error
+    # also takes the item: mypy checks against the latter.
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         """Same answers as the command tree."""
         await handle_error(interaction, error)

@@ -194,7 +194,7 @@ async def _inscrit(conv: Conversation, person: Person, args: dict[str, str]) -> 
     already = found.enrolled_at is not None
     updated = await conv.referrals.enrol(found.id)
     key = "staff.already_enrolled" if already else "staff.enrolled"
-    return [conv.reply(person, key, lang, name=updated.name, at=updated.enrolled_at[:10])]
+    return [conv.reply(person, key, lang, name=updated.name, at=(updated.enrolled_at or "")[:10])]
 
 
 @command("export", staff=True)

@@ -21,7 +21,7 @@ from bot.faq import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-MESSAGES = ROOT / "messages"
+MESSAGES = ROOT / "bot" / "messages"
 HELDOUT = Path(__file__).parent / "data" / "faq_heldout.jsonl"
 DEV = ROOT.parent / "shared" / "faq" / "dev-questions.jsonl"
 

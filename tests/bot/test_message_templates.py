@@ -87,6 +87,8 @@ BY_NAME: dict[str, Any] = {
     "when": "30/11 08:00",
     "since": "2026-01-01",
     "until": "2026-01-31",
+    "written": 120,
+    "kept": 2,
     "period": "du 2026-01-01 au 2026-01-31",
     "message": "je cherche un appart",
     "mention": "123456789012345678",
