@@ -297,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--lang", choices=("fr", "en"))
     ask.set_defaults(handler=_lazy("bot.faq_cli", "cmd_faq_ask"))
     check = faq_sub.add_parser("check", parents=[common], help="validate the knowledge base")
+    check.add_argument("--eval", metavar="FILE.jsonl", help="measure the answers on a question set")
+    check.add_argument(
+        "--cv", action="store_true", help="cross-validate, holding out whole example styles"
+    )
+    check.add_argument("--method", choices=("logreg", "svm", "lexical"), default="logreg")
+    check.add_argument("--mistakes", action="store_true", help="list the questions missed")
     check.set_defaults(handler=_lazy("bot.faq_cli", "cmd_faq_check"))
     sms = sub.add_parser("sms", help="SMS tools")
     sms_sub = sms.add_subparsers(dest="sms_command", required=True, parser_class=_Parser)

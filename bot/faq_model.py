@@ -1,0 +1,176 @@
+"""Supervised question classifier over the knowledge base's examples (issue 16).
+
+Each language has its own model: character n-grams within words (SMS spelling, typos) and word
+uni/bigrams over stems and lexicon concepts feed a multinomial logistic regression, whose
+probabilities decide when to abstain. Out-of-scope traps (``_outofscope.yaml``) are a class of
+their own. A small character model tells French from English for each message.
+
+Training takes about a second on a busy machine, so the fitted models are cached by a hash of
+everything they are trained on (outside the source tree: see ``cache_dir``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUT = "__out__"  # the out-of-scope class
+MODEL_VERSION = "1"  # bump when features or training change, to invalidate caches
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+_LONG_WORDS = 12
+
+
+def cache_dir() -> Path:
+    """Where fitted models are cached: $RELAIS_CACHE_DIR, else $XDG_CACHE_HOME/relais, else
+    ~/.cache/relais, else a per-user temporary directory."""
+    explicit = os.environ.get("RELAIS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "relais"
+    home = Path.home()
+    if home.is_dir() and os.access(home, os.W_OK):
+        return home / ".cache" / "relais"
+    return Path(tempfile.gettempdir()) / f"relais-cache-{os.getuid()}"
+
+
+@dataclass
+class TopicModel:
+    """A fitted classifier for one language."""
+
+    classes: list[str]
+    char_vec: Any
+    word_vec: Any
+    clf: Any
+
+    def proba(self, prepared: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Class probabilities for prepared (char text, word text) pairs, one row each."""
+        from scipy.sparse import hstack
+
+        chars = self.char_vec.transform([c for c, _ in prepared])
+        words = self.word_vec.transform([w for _, w in prepared])
+        return np.asarray(self.clf.predict_proba(hstack([chars, words]).tocsr()))
+
+
+@dataclass
+class LangModel:
+    """Tells French from English: probability that a text is English."""
+
+    vec: Any
+    clf: Any
+
+    def english(self, text: str) -> float:
+        """Probability that ``text`` (already folded) is English."""
+        return float(self.clf.predict_proba(self.vec.transform([text]))[0][1])
+
+
+def _features() -> tuple[Any, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    char_vec = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=False, min_df=1
+    )
+    word_vec = TfidfVectorizer(
+        analyzer="word",
+        token_pattern=r"\S+",
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        lowercase=False,
+    )
+    return char_vec, word_vec
+
+
+def make_classifier(method: str = "logreg") -> Any:
+    """The linear model: ``logreg`` (default) or ``svm`` (a linear SVM, calibrated by sigmoid)."""
+    if method == "svm":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import LinearSVC
+
+        return CalibratedClassifierCV(LinearSVC(C=0.5), cv=3, method="sigmoid")
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=20.0, max_iter=2000, class_weight="balanced")
+
+
+def fit_topics(
+    prepared: Sequence[tuple[str, str]], labels: Sequence[str], method: str = "logreg"
+) -> TopicModel:
+    """Fit one language's topic model."""
+    from scipy.sparse import hstack
+
+    char_vec, word_vec = _features()
+    chars = char_vec.fit_transform([c for c, _ in prepared])
+    words = word_vec.fit_transform([w for _, w in prepared])
+    clf = make_classifier(method)
+    clf.fit(hstack([chars, words]).tocsr(), list(labels))
+    return TopicModel([str(c) for c in clf.classes_], char_vec, word_vec, clf)
+
+
+def fit_lang(french: Sequence[str], english: Sequence[str]) -> LangModel:
+    """Fit the French/English detector on folded texts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+    x = vec.fit_transform([*french, *english])
+    y = [0] * len(french) + [1] * len(english)
+    clf = LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced")
+    clf.fit(x, y)
+    return LangModel(vec, clf)
+
+
+def content_hash(payload: Any) -> str:
+    """Stable hash of the training material (and of the library and model versions)."""
+    import sklearn
+
+    blob = json.dumps([MODEL_VERSION, sklearn.__version__, payload], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def cached(key: str, build: Callable[[], Any]) -> Any:
+    """The object stored under ``key`` in the cache, or build, store and return it.
+
+    The cache directory is created private to the user (0700); a cache that cannot be read or
+    written is ignored (the model is then trained at each start)."""
+    folder = cache_dir()
+    path = folder / f"faq-{key[:32]}.pickle"
+    try:
+        if path.is_file() and path.stat().st_uid == os.getuid():
+            with path.open("rb") as fh:
+                return pickle.load(fh)  # our own file in a private directory
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, ValueError):
+        pass
+    value = build()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".faq-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return value
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a long message (a short one is one sentence)."""
+    if len(text.split()) < _LONG_WORDS:
+        return [text]
+    parts = [p.strip() for p in _SENTENCE_RE.split(text) if len(p.strip().split()) >= 2]
+    return parts or [text]
+
+
+def is_question(sentence: str) -> bool:
+    """Whether a sentence reads as a question (asked, or a request)."""
+    return "?" in sentence
