@@ -508,7 +508,9 @@ def _build_index(
     for entry in entries.values():
         if entry.kind == "smalltalk":
             terms = set()
-            for text in (entry.title, *entry.keywords, *entry.examples):
+            # Title and keywords only: a greeting is recognised by its words; whole
+            # examples ("t'es un robot ?") are for the classifier.
+            for text in (entry.title, *entry.keywords):
                 terms.update(analyzer.raw_terms(text))
             smalltalk[entry.id] = terms
     unknown_sms = unknown.get("sms")
@@ -588,8 +590,8 @@ def _facts_for(raw: dict[str, Any], lang: str) -> dict[str, Any]:
             if value and set(value) <= set(LANGS):
                 return pick(value.get(lang, next(iter(value.values()))))
             return {k: pick(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [pick(v) for v in value]
+        if isinstance(value, list):  # an unset item is left out of the list
+            return [pick(v) for v in value if not is_unset(v)]
         if is_unset(value):
             return UNSET
         return value
