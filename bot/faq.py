@@ -68,7 +68,6 @@ MAX_SUGGESTIONS = 3
 THRESHOLD_P = 0.3
 MARGIN = 0.2
 SUGGESTION_P = 0.08
-SECOND_P = 0.6  # a second question in a long message, offered as a suggestion
 WHOLE_WEIGHT = 2.0  # weight of the whole message against each of its sentences
 QUESTION_WEIGHT = 2.0  # weight of a sentence that asks something, against context
 LANG_SWITCH = 0.8  # probability of the other language needed to answer in it
@@ -1133,51 +1132,64 @@ class FaqEngine:
         parts = sentences(question)
         texts = [question, *parts] if len(parts) > 1 else [question]
         probs = model.proba([index.analyzer.prepare(t) for t in texts])
-        if len(texts) > 1:
-            weights = np.array(
-                [WHOLE_WEIGHT] + [QUESTION_WEIGHT if is_question(p) else 1.0 for p in parts]
-            )
-            combined = (probs * weights[:, None]).sum(axis=0) / weights.sum()
-        else:
-            combined = probs[0]
-        order = np.argsort(-combined)
         classes = model.classes
-        best, second = classes[order[0]], classes[order[1]]
-        p_best = float(combined[order[0]])
-        margin = p_best - float(combined[order[1]])
 
         def title(cid: str) -> tuple[str, str]:
             return cid, index.entries[cid].title
 
-        topics = [
-            classes[i]
-            for i in order[:4]
-            if classes[i] != OUT and index.entries[classes[i]].kind == "answer"
-        ]
-        if best == OUT or p_best < THRESHOLD_P or margin < MARGIN:
-            suggestions = [
-                title(c) for c in topics if float(combined[classes.index(c)]) >= SUGGESTION_P
-            ][:MAX_SUGGESTIONS]
-            return None, round(p_best if best != OUT else 0.0, 3), "unknown", suggestions
+        def decided(row: np.ndarray) -> str | None:
+            order = np.argsort(-row)
+            best, p_best = classes[order[0]], float(row[order[0]])
+            if best == OUT or p_best < THRESHOLD_P or p_best - float(row[order[1]]) < MARGIN:
+                return None
+            return best
+
+        # A long message: the questions it asks decide, in order; context sentences only help
+        # when no question is clear on its own.
+        asked: list[tuple[str, float]] = []
+        if len(parts) > 1:
+            for row, part in zip(probs[1:], parts, strict=True):
+                cid = decided(row) if is_question(part) else None
+                if cid is not None and all(cid != c for c, _ in asked):
+                    asked.append((cid, float(row.max())))
+        if asked:
+            combined = probs[0]
+            best, p_best = asked[0]
+        else:
+            if len(texts) > 1:
+                weights = np.array(
+                    [WHOLE_WEIGHT] + [QUESTION_WEIGHT if is_question(p) else 1.0 for p in parts]
+                )
+                combined = (probs * weights[:, None]).sum(axis=0) / weights.sum()
+            else:
+                combined = probs[0]
+            order = np.argsort(-combined)
+            p_best = float(combined[order[0]])
+            chosen = decided(combined)
+            if chosen is None:
+                topics = [
+                    classes[i]
+                    for i in order[:4]
+                    if classes[i] != OUT
+                    and index.entries[classes[i]].kind == "answer"
+                    and float(combined[i]) >= SUGGESTION_P
+                ]
+                score = p_best if classes[order[0]] != OUT else 0.0
+                return (
+                    None,
+                    round(score, 3),
+                    "unknown",
+                    [title(c) for c in topics][:MAX_SUGGESTIONS],
+                )
+            best = chosen
         entry = index.entries[best]
         kind: Literal["answer", "smalltalk"] = (
             "smalltalk" if entry.kind == "smalltalk" else "answer"
         )
-        suggestions = []
-        if len(parts) > 1:
-            # A second question in the message gets a suggestion button.
-            for row, part in zip(probs[1:], parts, strict=True):
-                top = int(np.argmax(row))
-                cid = classes[top]
-                if (
-                    is_question(part)
-                    and cid not in (best, OUT)
-                    and index.entries[cid].kind == "answer"
-                    and float(row[top]) >= SECOND_P
-                ):
-                    suggestions = [title(cid)]
-                    break
-        del second
+        # A second question in the message gets a suggestion button.
+        suggestions = [title(cid) for cid, _ in asked[1:] if index.entries[cid].kind == "answer"][
+            :1
+        ]
         return best, round(p_best, 3), kind, suggestions
 
     @staticmethod

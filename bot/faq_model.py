@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 OUT = "__out__"  # the out-of-scope class
-MODEL_VERSION = "1"  # bump when features or training change, to invalidate caches
+MODEL_VERSION = "2"  # bump when features or training change, to invalidate caches
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 _LONG_WORDS = 12
 
@@ -45,6 +45,40 @@ def cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"relais-cache-{os.getuid()}"
 
 
+UNKNOWN_TOKEN = "#unk"
+
+
+def mark_unknown(words: str, known: set[str] | frozenset[str]) -> str:
+    """Add one ``#unk`` token per word the topics' examples do not use, so that the model can
+    learn how much words from elsewhere ("permis de *chasse*") weigh against a subject."""
+    tokens = words.split()
+    extra = [UNKNOWN_TOKEN for t in tokens if t not in known and t != "#n"]
+    return " ".join([*tokens, *extra])
+
+
+def with_unknown_marks(
+    prepared: Sequence[tuple[str, str]], labels: Sequence[str]
+) -> tuple[list[tuple[str, str]], frozenset[str]]:
+    """Training texts with unknown-word marks, and the topics' vocabulary.
+
+    A word is "unknown" for a topic example when no other topic example uses it (as it would be
+    for a new message), and for a trap when no topic example uses it."""
+    df: dict[str, int] = {}
+    for (_, words), label in zip(prepared, labels, strict=True):
+        if label == OUT:
+            continue
+        for token in set(words.split()):
+            df[token] = df.get(token, 0) + 1
+    known = frozenset(df)
+    marked = []
+    for (chars, words), label in zip(prepared, labels, strict=True):
+        tokens = words.split()
+        limit = 0 if label == OUT else 1
+        extra = [UNKNOWN_TOKEN for t in tokens if df.get(t, 0) <= limit and t != "#n"]
+        marked.append((chars, " ".join([*tokens, *extra])))
+    return marked, known
+
+
 @dataclass
 class TopicModel:
     """A fitted classifier for one language."""
@@ -53,13 +87,14 @@ class TopicModel:
     char_vec: Any
     word_vec: Any
     clf: Any
+    known: frozenset[str] = frozenset()
 
     def proba(self, prepared: Sequence[tuple[str, str]]) -> np.ndarray:
         """Class probabilities for prepared (char text, word text) pairs, one row each."""
         from scipy.sparse import hstack
 
         chars = self.char_vec.transform([c for c, _ in prepared])
-        words = self.word_vec.transform([w for _, w in prepared])
+        words = self.word_vec.transform([mark_unknown(w, self.known) for _, w in prepared])
         return np.asarray(self.clf.predict_proba(hstack([chars, words]).tocsr()))
 
 
@@ -110,11 +145,12 @@ def fit_topics(
     from scipy.sparse import hstack
 
     char_vec, word_vec = _features()
-    chars = char_vec.fit_transform([c for c, _ in prepared])
-    words = word_vec.fit_transform([w for _, w in prepared])
+    marked, known = with_unknown_marks(prepared, labels)
+    chars = char_vec.fit_transform([c for c, _ in marked])
+    words = word_vec.fit_transform([w for _, w in marked])
     clf = make_classifier(method)
     clf.fit(hstack([chars, words]).tocsr(), list(labels))
-    return TopicModel([str(c) for c in clf.classes_], char_vec, word_vec, clf)
+    return TopicModel([str(c) for c in clf.classes_], char_vec, word_vec, clf, known)
 
 
 def fit_lang(french: Sequence[str], english: Sequence[str]) -> LangModel:
@@ -171,6 +207,15 @@ def sentences(text: str) -> list[str]:
     return parts or [text]
 
 
+_ASKING_RE = re.compile(
+    r"^\W*(?:et\s+|and\s+|alors\s+|so\s+)?"
+    r"(?:comment|est[- ]ce|pourquoi|quand|combien|quel(?:le)?s?|ou |où|"
+    r"puis[- ]je|pouvez|peut[- ]on|peux|je voudrais|j'aimerais|how|what|where|when|why|"
+    r"which|can|could|is|are|do|does|will|would|should|i would like|i'd like)\b",
+    re.IGNORECASE,
+)
+
+
 def is_question(sentence: str) -> bool:
-    """Whether a sentence reads as a question (asked, or a request)."""
-    return "?" in sentence
+    """Whether a sentence reads as a question or a request (not context)."""
+    return "?" in sentence or bool(_ASKING_RE.search(sentence))

@@ -173,7 +173,7 @@ def test_set_facts_are_shown(tmp_path: Path) -> None:
     )
     assert "phone" not in pending_facts(kb)
     engine = FaqEngine.load(kb)
-    assert "02 40 12 34 56" in engine.entry("conseiller", "fr").answer_text
+    assert "02 40 12 34 56" in engine.entry("lieux-horaires", "fr").answer_text
 
 
 def test_staff_add_an_entry_with_examples_and_it_works(tmp_path: Path) -> None:
