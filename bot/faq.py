@@ -65,8 +65,8 @@ THRESHOLD = 0.40
 SUGGESTION_FLOOR = 0.12
 MAX_SUGGESTIONS = 3
 # The classifier answers when its probability and its lead over the runner-up are high enough.
-THRESHOLD_P = 0.3
-MARGIN = 0.2
+THRESHOLD_P = 0.4
+MARGIN = 0.1
 SUGGESTION_P = 0.08
 WHOLE_WEIGHT = 2.0  # weight of the whole message against each of its sentences
 QUESTION_WEIGHT = 2.0  # weight of a sentence that asks something, against context
