@@ -12,6 +12,7 @@ everything they are trained on (outside the source tree: see ``cache_dir``).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import pickle
@@ -19,13 +20,14 @@ import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 OUT = "__out__"  # the out-of-scope class
-MODEL_VERSION = "2"  # bump when features or training change, to invalidate caches
+MODEL_VERSION = "3"  # bump when features or training change, to invalidate caches
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 _LONG_WORDS = 12
 
@@ -79,51 +81,106 @@ def with_unknown_marks(
     return marked, known
 
 
+def char_ngrams(text: str, low: int = 2, high: int = 5) -> list[str]:
+    """Character n-grams inside each word, padded with a space at both ends (SMS spelling and
+    typos share most of them with the right spelling)."""
+    grams: list[str] = []
+    for word in text.split():
+        padded = f" {word} "
+        size = len(padded)
+        for n in range(low, min(high, size) + 1):
+            grams.extend(padded[i : i + n] for i in range(size - n + 1))
+    return grams
+
+
+def char_ngrams_short(text: str) -> list[str]:
+    """Character 1- to 3-grams (for telling languages apart)."""
+    return char_ngrams(text, 1, 3)
+
+
+def word_ngrams(text: str) -> list[str]:
+    """Words and pairs of neighbouring words."""
+    words = text.split()
+    return [*words, *(f"{a} {b}" for a, b in pairwise(words))]
+
+
+@dataclass
+class _Features:
+    """One fitted TF-IDF view (sublinear tf, l2 norm), applied without scikit-learn."""
+
+    analyzer: Callable[[str], list[str]]
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+
+    @classmethod
+    def of(cls, vectorizer: Any, analyzer: Callable[[str], list[str]]) -> _Features:
+        vocabulary = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
+        return cls(analyzer, vocabulary, np.asarray(vectorizer.idf_, dtype=np.float64))
+
+    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Feature indexes and weights of one text."""
+        counts: dict[int, int] = {}
+        vocabulary = self.vocabulary
+        for gram in self.analyzer(text):
+            index = vocabulary.get(gram)
+            if index is not None:
+                counts[index] = counts.get(index, 0) + 1
+        if not counts:
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        idx = np.fromiter(counts, dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        values = (1.0 + np.log(tf)) * self.idf[idx]
+        return idx, values / np.sqrt(values @ values)
+
+
+def _vectorizer(analyzer: Callable[[str], list[str]]) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, lowercase=False)
+
+
 @dataclass
 class TopicModel:
-    """A fitted classifier for one language."""
+    """A fitted classifier for one language: plain arrays, so that loading it from the cache
+    and answering need neither scikit-learn nor its per-call overhead."""
 
     classes: list[str]
-    char_vec: Any
-    word_vec: Any
-    clf: Any
+    chars: _Features
+    words: _Features
+    char_weights: np.ndarray  # (char features, classes)
+    word_weights: np.ndarray  # (word features, classes)
+    intercept: np.ndarray
     known: frozenset[str] = frozenset()
 
     def proba(self, prepared: Sequence[tuple[str, str]]) -> np.ndarray:
         """Class probabilities for prepared (char text, word text) pairs, one row each."""
-        from scipy.sparse import hstack
-
-        chars = self.char_vec.transform([c for c, _ in prepared])
-        words = self.word_vec.transform([mark_unknown(w, self.known) for _, w in prepared])
-        return np.asarray(self.clf.predict_proba(hstack([chars, words]).tocsr()))
+        rows = []
+        for chars, words in prepared:
+            z = self.intercept.copy()
+            idx, values = self.chars.vector(chars)
+            if len(idx):
+                z += values @ self.char_weights[idx]
+            idx, values = self.words.vector(mark_unknown(words, self.known))
+            if len(idx):
+                z += values @ self.word_weights[idx]
+            z = np.exp(z - z.max())
+            rows.append(z / z.sum())
+        return np.vstack(rows)
 
 
 @dataclass
 class LangModel:
     """Tells French from English: probability that a text is English."""
 
-    vec: Any
-    clf: Any
+    features: _Features
+    weights: np.ndarray
+    intercept: float
 
     def english(self, text: str) -> float:
         """Probability that ``text`` (already folded) is English."""
-        return float(self.clf.predict_proba(self.vec.transform([text]))[0][1])
-
-
-def _features() -> tuple[Any, Any]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    char_vec = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=False, min_df=1
-    )
-    word_vec = TfidfVectorizer(
-        analyzer="word",
-        token_pattern=r"\S+",
-        ngram_range=(1, 2),
-        sublinear_tf=True,
-        lowercase=False,
-    )
-    return char_vec, word_vec
+        idx, values = self.features.vector(text)
+        z = self.intercept + (float(values @ self.weights[idx]) if len(idx) else 0.0)
+        return float(1.0 / (1.0 + np.exp(-z)))
 
 
 def make_classifier(method: str = "logreg") -> Any:
@@ -138,39 +195,65 @@ def make_classifier(method: str = "logreg") -> Any:
     return LogisticRegression(C=20.0, max_iter=2000, class_weight="balanced")
 
 
+def _linear_weights(clf: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(features x classes) weights and intercepts of a fitted multinomial linear model."""
+    if hasattr(clf, "coef_"):
+        return np.asarray(clf.coef_.T), np.asarray(clf.intercept_, dtype=np.float64)
+    # A calibrated SVM: average the underlying models' decision functions (the softmax then
+    # stands in for the sigmoid calibration).
+    coefs = [c.estimator.coef_ for c in clf.calibrated_classifiers_]
+    intercepts = [c.estimator.intercept_ for c in clf.calibrated_classifiers_]
+    return np.mean(coefs, axis=0).T, np.mean(intercepts, axis=0)
+
+
 def fit_topics(
     prepared: Sequence[tuple[str, str]], labels: Sequence[str], method: str = "logreg"
 ) -> TopicModel:
     """Fit one language's topic model."""
     from scipy.sparse import hstack
 
-    char_vec, word_vec = _features()
     marked, known = with_unknown_marks(prepared, labels)
+    char_vec, word_vec = _vectorizer(char_ngrams), _vectorizer(word_ngrams)
     chars = char_vec.fit_transform([c for c, _ in marked])
     words = word_vec.fit_transform([w for _, w in marked])
     clf = make_classifier(method)
     clf.fit(hstack([chars, words]).tocsr(), list(labels))
-    return TopicModel([str(c) for c in clf.classes_], char_vec, word_vec, clf, known)
+    weights, intercept = _linear_weights(clf)
+    split = chars.shape[1]
+    return TopicModel(
+        [str(c) for c in clf.classes_],
+        _Features.of(char_vec, char_ngrams),
+        _Features.of(word_vec, word_ngrams),
+        np.ascontiguousarray(weights[:split]),
+        np.ascontiguousarray(weights[split:]),
+        intercept,
+        known,
+    )
 
 
 def fit_lang(french: Sequence[str], english: Sequence[str]) -> LangModel:
     """Fit the French/English detector on folded texts."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+    vec = _vectorizer(char_ngrams_short)
     x = vec.fit_transform([*french, *english])
     y = [0] * len(french) + [1] * len(english)
     clf = LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced")
     clf.fit(x, y)
-    return LangModel(vec, clf)
+    return LangModel(
+        _Features.of(vec, char_ngrams_short),
+        np.asarray(clf.coef_[0], dtype=np.float64),
+        float(clf.intercept_[0]),
+    )
 
 
 def content_hash(payload: Any) -> str:
     """Stable hash of the training material (and of the library and model versions)."""
-    import sklearn
-
-    blob = json.dumps([MODEL_VERSION, sklearn.__version__, payload], ensure_ascii=False)
+    try:
+        library = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        library = "-"
+    blob = json.dumps([MODEL_VERSION, library, payload], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
