@@ -133,10 +133,13 @@ class _Features:
         return idx, values / np.sqrt(values @ values)
 
 
-def _vectorizer(analyzer: Callable[[str], list[str]]) -> Any:
+MIN_DF = 1  # features seen in fewer training texts are dropped
+
+
+def _vectorizer(analyzer: Callable[[str], list[str]], min_df: int = 1) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, lowercase=False)
+    return TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, lowercase=False, min_df=min_df)
 
 
 @dataclass
@@ -213,7 +216,7 @@ def fit_topics(
     from scipy.sparse import hstack
 
     marked, known = with_unknown_marks(prepared, labels)
-    char_vec, word_vec = _vectorizer(char_ngrams), _vectorizer(word_ngrams)
+    char_vec, word_vec = _vectorizer(char_ngrams, MIN_DF), _vectorizer(word_ngrams, MIN_DF)
     chars = char_vec.fit_transform([c for c, _ in marked])
     words = word_vec.fit_transform([w for _, w in marked])
     clf = make_classifier(method)
