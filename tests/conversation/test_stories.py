@@ -278,7 +278,8 @@ async def test_question_answered_in_its_own_language_with_second_question_button
     assert "👍 Helpful" in english, "the buttons speak the question's language too"
     long = await story.say(
         "discord:alice Salut, je dors chez un pote depuis deux semaines et ça devient compliqué. "
-        "Est-ce que vous pouvez m'aider à trouver un logement ? Et vous aidez aussi pour le permis ?"
+        "Est-ce que vous pouvez m'aider à trouver un logement ? "
+        "Et vous aidez aussi pour le permis ?"
     )
     assert "115" in long, long
     assert "Le permis de conduire" in long, "the second question is offered as a button"
