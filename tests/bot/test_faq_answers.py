@@ -237,3 +237,40 @@ def test_dev_set_2_regression(engine: FaqEngine) -> None:
     in_scope, out_scope, wrong = _rates(engine, DEV2)
     # Measured 72.9% / 84% / 7.7% (before: 41.2% / 90% / 5%).
     assert in_scope >= 0.68 and out_scope >= 0.78 and wrong <= 0.10
+
+
+def test_faq_check_eval_prints_figures_by_style_and_topic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAIS_LANG", "en")
+    questions = tmp_path / "set.jsonl"
+    questions.write_text(
+        '{"q": "je cherche du travail", "topic": "emploi"}\n'
+        '{"q": "what is the capital of peru", "id": null, "lang": "en", "who": "youth",'
+        ' "style": "trap"}\n'
+        '{"q": "je voudrais arrêter les sms", "id": "stop", "who": "relative", "style": "sms"}\n',
+        encoding="utf-8",
+    )
+    code = cli.main(["faq", "check", "--eval", str(questions), "--mistakes"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "facts.yaml" in err and "phone" in err  # unset facts are listed
+    assert re.search(r"^all\s+3\s+100\.0%\s+100\.0%\s+0\.0%", out, re.M), out
+    assert "style=trap" in out and "who=relative" in out and "topic=emploi" in out
+
+
+def test_faq_check_eval_unreadable_file_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAIS_LANG", "en")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    code = cli.main(["faq", "check", "--eval", str(bad)])
+    _out, err = capsys.readouterr()
+    assert code == 2 and "Cannot read" in err and "Traceback" not in err
