@@ -1,65 +1,7 @@
-"""Wiring: build every service once, from settings, for the CLI commands that need them."""
+"""Kept for existing imports: the services are built by ``bot.bootstrap`` (the composition root)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from bot.bootstrap import App, build_app
 
-from bot.conversation import Conversation
-from bot.ports import InviteMaker, SmsTransport, StaffNotifier
-from bot.settings import Settings
-from bot.texts import MESSAGES_DIR, Texts
-from referrals.service import ReferralService
-from referrals.store import Database
-
-
-@dataclass
-class App:
-    """The services of one running Relais."""
-
-    settings: Settings
-    db: Database
-    texts: Texts
-    referrals: ReferralService
-    faq: object
-    sms: object
-    conversation: Conversation
-
-    async def close(self) -> None:
-        """Close the database (checkpointing the WAL)."""
-        await self.db.close()
-
-
-async def build_app(
-    settings: Settings,
-    db_path: Path,
-    *,
-    transport: SmsTransport,
-    notifier: StaffNotifier,
-    invites: InviteMaker | None = None,
-    messages_dir: Path = MESSAGES_DIR,
-) -> App:
-    """Open the database and build the services around it."""
-    from bot.faq import FaqEngine
-    from bot.sms.service import SmsService
-
-    texts = Texts(messages_dir, default_lang=settings.lang)
-    db = await Database.open(db_path)
-    try:
-        faq = FaqEngine.load(messages_dir, lang=settings.lang)
-        referrals = ReferralService(db)
-        sms = SmsService(db, settings, texts, transport, notifier, faq=faq)
-        await sms.start()
-    except BaseException:
-        await db.close()
-        raise
-    conversation = Conversation(
-        settings=settings,
-        texts=texts,
-        referrals=referrals,
-        faq=faq,
-        sms=sms,
-        notifier=notifier,
-        invites=invites,
-    )
-    return App(settings, db, texts, referrals, faq, sms, conversation)
+__all__ = ["App", "build_app"]

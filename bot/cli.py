@@ -8,72 +8,26 @@ import json
 import logging
 import sqlite3
 import sys
-import time
 from collections.abc import Awaitable, Callable
-from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
+from bot.context import (
+    USER_ERROR,
+    CliError,
+    Context,
+    parse_day,
+    period_text,
+    write_atomically,
+)
 from bot.logging import configure_logging, get_logger
 from bot.settings import Settings, load_settings
 from bot.texts import Texts
 from referrals import csvio, stats
 from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
-from referrals.store import Database
 from referrals.timeutil import day_bounds
 
 log = get_logger(__name__)
-T = TypeVar("T")
-USER_ERROR = 2
-
-
-class CliError(Exception):
-    """A user's error: one sentence on stderr, exit code 2."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class Context:
-    """What every command receives: settings, texts, the database path."""
-
-    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
-        self.settings = settings
-        self.args = args
-        self.texts = Texts(default_lang=settings.lang)
-        self.lang = settings.lang
-        self.db_path = Path(args.db) if getattr(args, "db", None) else settings.db_path
-
-    def t(self, key: str, **params: Any) -> str:
-        """Render a message in the configured language."""
-        return self.texts.render(key, self.lang, **params)
-
-    async def open_db(self) -> Database:
-        """Open (creating or migrating) the database, with a clear error when it is not one."""
-        started = time.perf_counter()
-        try:
-            db = await Database.open(self.db_path)
-        except sqlite3.DatabaseError as exc:
-            raise CliError(self.t("cli.db_error", path=str(self.db_path), reason=str(exc))) from exc
-        if 0 < db.schema_before < db.schema_version:  # an upgrade may take seconds: say so
-            log.info(
-                "database_migrated",
-                from_version=db.schema_before,
-                to_version=db.schema_version,
-                seconds=round(time.perf_counter() - started, 1),
-            )
-        return db
-
-
-def parse_day(ctx: Context, option: str, value: str | None) -> date | None:
-    """A ``--since``/``--until`` day, or a clear error naming the option and the format."""
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise CliError(ctx.t("cli.bad_date", value=value, option=option)) from None
 
 
 # ---------------------------------------------------------------- import / export / stats / chain
@@ -128,31 +82,6 @@ async def cmd_export(ctx: Context) -> int:
     finally:
         await db.close()
     return 0
-
-
-async def write_atomically(ctx: Context, path: Path, write: Callable[[Path], Awaitable[T]]) -> T:
-    """Write ``path`` through ``path.part`` (all or nothing), off the event loop by ``write``;
-    a clear message when it cannot be written."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        result = await write(tmp)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        reason = exc.strerror or exc
-        raise CliError(ctx.t("cli.cannot_write", path=str(path), reason=reason)) from exc
-    return result
-
-
-def period_text(ctx: Context, since: date | None, until: date | None) -> str:
-    """A human period for reports."""
-    if since and until:
-        return ctx.t("stats.period_both", since=since.isoformat(), until=until.isoformat())
-    if since:
-        return ctx.t("stats.period_since", since=since.isoformat())
-    if until:
-        return ctx.t("stats.period_until", until=until.isoformat())
-    return ""
 
 
 async def cmd_stats(ctx: Context) -> int:
@@ -268,14 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         return command
 
-    run = add("run", _lazy("bot.runner", "cmd_run"), "the Discord bot and the web server")
+    run = add("run", _lazy("bot.bootstrap", "cmd_run"), "the Discord bot and the web server")
     # The web server of `relais run`; a container listens on 0.0.0.0 (deploy/Dockerfile).
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8080)
-    serve = add("serve", _lazy("bot.runner", "cmd_serve"), "only the web server")
+    serve = add("serve", _lazy("bot.bootstrap", "cmd_serve"), "only the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    add("console", _lazy("bot.console", "cmd_console"), "talk to the bot locally")
+    add("console", _lazy("bot.bootstrap", "cmd_console"), "talk to the bot locally")
     imp = add("import", cmd_import, "load referral records from a CSV file")
     imp.add_argument("file")
     exp = add("export", cmd_export, "write referral records as CSV")

@@ -14,11 +14,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.logging import get_logger
 from bot.ports import Person, Reply
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.conversation import Conversation
+    from bot.sms.service import SmsService
 
 log = get_logger(__name__)
 _LINE = re.compile(r"^(discord|staff|sms):(\S+)(?:\s+(.*))?$", re.S)
@@ -69,6 +73,11 @@ class ConsoleOutput:
         """Post in the staff channel: printed as ``#staff``."""
         await self.print_reply(reply)
 
+    async def deliver(self, reply: Reply) -> bool:
+        """The delivery router's channel for every target kind: printed."""
+        await self.print_reply(reply)
+        return True
+
     async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
         """An outbound SMS, printed at the moment it would leave."""
         lines = body.split("\n")
@@ -83,43 +92,40 @@ class ConsoleOutput:
         return secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
 
 
-async def run_console(
-    settings: Settings, db_path: Path, stdin: TextIO, stdout: TextIO, interactive: bool
+async def console_loop(
+    conversation: Conversation,
+    sms: SmsService,
+    output: ConsoleOutput,
+    settings: Settings,
+    stdin: TextIO,
+    interactive: bool,
 ) -> int:
-    """Read actions line by line until end of input."""
-    from bot.app import build_app
-
-    output = ConsoleOutput(stdout, db_path.parent / "relais-files", settings.discord_staff_channel)
-    app = await build_app(settings, db_path, transport=output, notifier=output, invites=output)
-    conversation = app.conversation
+    """Read actions line by line until end of input (wired by ``bot.bootstrap.run_console``)."""
     if interactive:
-        print(app.texts.render("console.banner", settings.lang), file=sys.stderr)
+        print(conversation.texts.render("console.banner", settings.lang), file=sys.stderr)
     lines = _read_lines(stdin)
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    try:
-        # Queued SMS that are due (after a restart) leave before the first line.
-        await app.sms.dispatch_due()
-        while not stop.is_set():
-            line = await _next_line(lines, stop)
-            if line is None:
-                break
-            line = line.rstrip("\r\n")
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            # A SIGTERM arriving now only sets ``stop``: this line is finished first.
-            try:
-                replies = await _handle(conversation, output, stripped, settings)
-            except Exception:
-                log.exception("console_line_failed")
-                replies = []
-                print(app.texts.render("console.error", settings.lang), file=sys.stderr)
-            for reply in replies:
-                await output.print_reply(reply)
-            await app.sms.dispatch_due()
-    finally:
-        await app.close()
+    # Queued SMS that are due (after a restart) leave before the first line.
+    await sms.dispatch_due()
+    while not stop.is_set():
+        line = await _next_line(lines, stop)
+        if line is None:
+            break
+        line = line.rstrip("\r\n")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        # A SIGTERM arriving now only sets ``stop``: this line is finished first.
+        try:
+            replies = await _handle(conversation, output, stripped, settings)
+        except Exception:
+            log.exception("console_line_failed")
+            replies = []
+            print(conversation.texts.render("console.error", settings.lang), file=sys.stderr)
+        for reply in replies:
+            await output.print_reply(reply)
+        await sms.dispatch_due()
     return 0
 
 
@@ -163,8 +169,8 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def _handle(
-    conversation, output: ConsoleOutput, line: str, settings: Settings
-) -> list[Reply]:  # type: ignore[no-untyped-def]
+    conversation: Conversation, output: ConsoleOutput, line: str, settings: Settings
+) -> list[Reply]:
     join = _JOIN.match(line)
     if join:
         name, link = join.groups()
@@ -185,10 +191,3 @@ async def _handle(
             output.staff_names.add(who)
         person = Person("discord", who, who, staff=staff)
     return await conversation.text(person, text)
-
-
-async def cmd_console(ctx) -> int:  # type: ignore[no-untyped-def]
-    """``relais console``."""
-    return await run_console(
-        ctx.settings, ctx.db_path, sys.stdin, sys.stdout, interactive=sys.stdin.isatty()
-    )

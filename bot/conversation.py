@@ -6,23 +6,38 @@ Adapters (console, Discord cogs, the SMS webhook) turn their input into calls on
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 from bot.commands.registry import COMMANDS
+from bot.keywords import Keyword, classify
 from bot.limits import Guard
 from bot.logging import get_logger
-from bot.ports import Button, InviteMaker, Person, Reply, StaffNotifier, Target
+from bot.ports import (
+    Button,
+    FaqAnswer,
+    FaqPort,
+    InviteMaker,
+    Person,
+    Reply,
+    SmsPort,
+    StaffNotifier,
+    Target,
+)
 from bot.settings import Settings
 from bot.texts import Texts
-from referrals import codes
+from referrals import codes, dialogue, sms_inbound
+from referrals.erasure import forget, person_tag
 from referrals.errors import RelaisError
 from referrals.models import Participant
 from referrals.service import ReferralService
+from referrals.sms_inbound import InboundState
 from referrals.store import now_iso
 
 log = get_logger(__name__)
@@ -75,22 +90,6 @@ def parse_command_line(text: str) -> tuple[str, dict[str, str]] | None:
     return spec.name, args
 
 
-def split_message(text: str, limit: int) -> list[str]:
-    """Split a long message at line breaks (then spaces) into parts of at most ``limit``."""
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        if cut <= 0:
-            cut = text.rfind(" ", 0, limit)
-        if cut <= 0:
-            cut = limit
-        parts.append(text[:cut].rstrip())
-        text = text[cut:].lstrip("\n ")
-    if text:
-        parts.append(text)
-    return parts
-
-
 class Conversation:
     """The conversation engine, shared by every channel."""
 
@@ -100,8 +99,8 @@ class Conversation:
         settings: Settings,
         texts: Texts,
         referrals: ReferralService,
-        faq: Any,
-        sms: Any,
+        faq: FaqPort,
+        sms: SmsPort,
         notifier: StaffNotifier,
         invites: InviteMaker | None = None,
     ) -> None:
@@ -189,9 +188,7 @@ class Conversation:
         text = clean_text(text)
         lang = self.lang(person)
         if person.channel == "sms":
-            if (refused := await self.guard.screen(person, "sms", text)) is not None:
-                return refused
-            return await self.sms.inbound(person, text[:SMS_LIMIT])
+            return await self.sms_text(person, text)
         if not text:
             return [self.reply(person, "bot.empty", lang)]
         if len(text) > DISCORD_LIMIT:
@@ -324,6 +321,153 @@ class Conversation:
         """Names of the commands for young people."""
         return [name for name, spec in COMMANDS.items() if not spec.staff]
 
+    # ------------------------------------------------------------ SMS
+
+    async def sms_text(self, person: Person, text: str) -> list[Reply]:
+        """An SMS from ``person`` (the adapter parsed the webhook and dropped provider retries).
+
+        Screening happens here once: who may get a reply (a mobile of an allowed country), bans
+        and rate limits (keywords are never limited), then the inbound transaction (opt-out,
+        opt-in, an invited relative joining), then the keyword command or the question. Each
+        reply to the sender goes through the SMS budget (``SmsPort.account_reply``).
+        """
+        at = now_iso()
+        try:
+            number = self.sms.normalize_number(person.id)
+        except RelaisError as exc:
+            # Premium, foreign, fixed-line or alphanumeric senders get no reply (SMS pumping).
+            log.warning("sms_sender_refused", reason=exc.key)
+            await self.db.write(sms_inbound.refused_sender, exc.key, at)
+            return []
+        text = text[:SMS_LIMIT]
+        hashed = self.sms.hash(number)
+        keyword = classify(text)
+        answer: FaqAnswer | None = None
+        via = "keyword"
+        if keyword is None:
+            refused = await self.guard.screen(person, "sms", phone_hash=hashed)
+            if refused is not None:
+                return await self._sms_out(person, number, refused)
+            if text.strip():
+                hint = await self.db.read(sms_inbound.known_lang, hashed)
+                answer = self._faq_answer(text, self.texts.lang_of(hint or self.settings.lang))
+                if answer is not None and answer.kind == "answer" and answer.id == "stop":
+                    # A refusal in the person's own words is an opt-out, exactly like STOP.
+                    keyword, via = Keyword.STOP, "words"
+        state = await self.db.write(
+            sms_inbound.record_inbound, hashed, keyword.value if keyword else None, at, via
+        )
+        if state.silent:
+            return []
+        turn = SmsTurn(number, hashed, state, self.texts.lang_of(state.lang or self.settings.lang))
+        if state.joined:
+            log.info("sms_participant_joined", participant=state.participant_id)
+        if keyword is not None:
+            replies = await SMS_KEYWORDS[keyword](self, person, turn, text)
+        elif not text.strip():
+            replies = [self.reply(person, "sms.help", turn.lang)]
+        else:
+            replies = await self._sms_question(person, turn, text, answer)
+        replies = await self._sms_out(person, number, replies)
+        if state.joined and state.member_discord_id:
+            # The member who invited them hears that it worked (first name only).
+            replies.append(
+                Reply(
+                    Target("discord", state.member_discord_id, ""),
+                    self.t(
+                        "sms.relative_joined",
+                        self.texts.lang_of(state.member_lang or self.settings.lang),
+                        first_name=state.first_name,
+                    ),
+                    ephemeral=False,
+                )
+            )
+        return replies
+
+    async def _sms_out(self, person: Person, number: str, replies: list[Reply]) -> list[Reply]:
+        """Replies to the SMS sender pass the SMS side (GSM-7, segments, daily budget)."""
+        kept: list[Reply] = []
+        me = Target.of(person)
+        for reply in replies:
+            if reply.to == me:
+                body = await self.sms.account_reply(number, reply.text)
+                if body is None:  # past the daily budget: no reply (staff were told once)
+                    continue
+                reply = Reply(me, body, ephemeral=reply.ephemeral)
+            kept.append(reply)
+        return kept
+
+    def _faq_answer(self, text: str, lang: str) -> FaqAnswer | None:
+        try:
+            return self.faq.answer(text, lang)
+        except Exception:
+            log.exception("sms_faq_failed")
+            return None
+
+    async def _sms_question(
+        self, person: Person, turn: SmsTurn, text: str, answer: FaqAnswer | None
+    ) -> list[Reply]:
+        try:
+            if answer is None:
+                answer = self.faq.answer(text, turn.lang)
+            await self._store_question(turn.state.participant_id, turn.lang, text, answer)
+            if answer.id:
+                return [Reply(Target.of(person), self.faq.short_answer(answer.id, turn.lang))]
+        except Exception:
+            log.exception("sms_faq_failed")
+        return [self.reply(person, "sms.unknown", turn.lang)]
+
+    async def _handoff_allowed(self, key: str) -> bool:
+        now = self.guard.clock()
+        since = (now - timedelta(days=1)).isoformat(timespec="seconds")
+        return await self.db.write(
+            dialogue.handoff_allowed, person_tag(key), now.isoformat(timespec="seconds"), since
+        )
+
+    async def sms_stop(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+        """STOP (ARRET...): opted out by the inbound transaction; confirm once."""
+        return [self.reply(person, "sms.stop_confirmed", turn.lang)]
+
+    async def sms_start(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+        """START: opted back in."""
+        return [self.reply(person, "sms.start_confirmed", turn.lang)]
+
+    async def sms_help(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+        """AIDE / HELP: the keywords."""
+        return [self.reply(person, "sms.help", turn.lang)]
+
+    async def sms_code(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+        """CODE: the sender's personal code (a stranger becomes an organic participant)."""
+        if turn.state.participant_id is None:
+            return [self.reply(person, "sms.help", turn.lang)]
+        code = await self.referrals.personal_code(turn.state.participant_id)
+        formatted = codes.format_code(code)
+        base = self.settings.public_base_url
+        link = f"{base}/r/{formatted}" if base else None
+        return [self.reply(person, "sms.your_code", turn.lang, code=formatted, link=link)]
+
+    async def sms_person(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+        """CONSEILLER: a hand-off (at most two a day); staff get the number to call back."""
+        if not await self._handoff_allowed(f"sms:{turn.number}"):
+            return [self.reply(person, "limits.handoff", turn.lang)]
+        _handoff_id, ref = await self.db.write(
+            dialogue.open_handoff, turn.state.participant_id, text[:500], now_iso(), "sms_handoff"
+        )
+        # The person asked to be contacted: staff get the number to call back (never logged).
+        post = self.t(
+            "sms.staff_handoff",
+            self.settings.lang,
+            number=turn.number,
+            ref=ref,
+            their_lang=turn.lang,
+        )
+        channel = self.settings.discord_staff_channel
+        try:
+            await self.post_staff(Reply(Target("channel", channel, channel), post, ephemeral=False))
+        except Exception:
+            log.exception("sms_handoff_notify_failed")
+        return [self.reply(person, "sms.handoff_ok", turn.lang)]
+
     # ------------------------------------------------------------ questions
 
     async def ask(self, person: Person, question: str) -> list[Reply]:
@@ -374,40 +518,31 @@ class Conversation:
         return [Reply(Target.of(person), answer.text, buttons=buttons)]
 
     async def _log_question(
-        self, participant: Participant | None, lang: str, question: str, answer: Any
+        self, participant: Participant | None, lang: str, question: str, answer: FaqAnswer
+    ) -> None:
+        await self._store_question(participant.id if participant else None, lang, question, answer)
+
+    async def _store_question(
+        self, participant_id: int | None, lang: str, question: str, answer: FaqAnswer
     ) -> None:
         answered = answer.kind != "unknown"
         # Minimal data: the text is kept only when staff need it to improve the answers.
-        keep_text = answer.kind == "unknown" or (answer.id and answer.score < 0.5)
-
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO questions (at, participant_id, lang, text, entry_id, score, answered)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    now_iso(),
-                    participant.id if participant else None,
-                    lang,
-                    question if keep_text else None,
-                    answer.id,
-                    float(answer.score),
-                    int(answered),
-                ),
-            )
-
-        await self.db.write(run)
+        keep_text = answer.kind == "unknown" or bool(answer.id and answer.score < 0.5)
+        await self.db.write(
+            dialogue.log_question,
+            now_iso(),
+            participant_id,
+            lang,
+            question if keep_text else None,
+            answer.id,
+            float(answer.score),
+            answered,
+        )
 
     async def _faq_button(self, person: Person, arg: str, lang: str) -> list[Reply]:
         action, _, entry_id = arg.partition(":")
         if action in {"useful", "useless"}:
-
-            def run(conn: sqlite3.Connection) -> None:
-                conn.execute(
-                    "INSERT INTO faq_feedback (entry_id, useful, at) VALUES (?, ?, ?)",
-                    (entry_id, int(action == "useful"), now_iso()),
-                )
-
-            await self.db.write(run)
+            await self.db.write(dialogue.add_feedback, entry_id, action == "useful", now_iso())
             return [self.reply(person, f"faq.thanks_{action}", lang)]
         if action == "show":
             try:
@@ -429,31 +564,12 @@ class Conversation:
     # ------------------------------------------------------------ confirmations
 
     async def _pend(self, person: Person, kind: str, data: dict[str, Any]) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            conn.execute(
-                "DELETE FROM pending_actions WHERE person_key = ? AND kind = ?", (person.key, kind)
-            )
-            cursor = conn.execute(
-                "INSERT INTO pending_actions (person_key, kind, data, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (person.key, kind, json.dumps(data), now_iso()),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
-
-        return await self.db.write(run)
+        return await self.db.write(dialogue.pend, person.key, kind, data, now_iso())
 
     async def _take_pending(
         self, person: Person, pending_id: int
     ) -> tuple[str, dict[str, Any]] | None:
-        def run(conn: sqlite3.Connection) -> tuple[str, dict[str, Any]] | None:
-            row = conn.execute(
-                "DELETE FROM pending_actions WHERE id = ? AND person_key = ? RETURNING kind, data",
-                (pending_id, person.key),
-            ).fetchone()
-            return (row[0], json.loads(row[1])) if row else None
-
-        return await self.db.write(run)
+        return await self.db.write(dialogue.take_pending, person.key, pending_id)
 
     def confirm_buttons(self, pending_id: int, lang: str, yes_key: str) -> list[Button]:
         """The yes / no buttons of a confirmation."""
@@ -483,21 +599,12 @@ class Conversation:
     async def handoff(self, person: Person, message: str | None) -> list[Reply]:
         """A young person asks for a person: a post in the staff channel, an acknowledgement."""
         lang = self.lang(person)
+        if not await self._handoff_allowed(f"{person.channel}:{person.id}"):
+            return [self.reply(person, "limits.handoff", lang)]
         participant = await self.member(person)
-
-        def run(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "INSERT INTO handoffs (participant_id, at, text) VALUES (?, ?, ?)",
-                (participant.id, now_iso(), message),
-            )
-            assert cursor.lastrowid is not None
-            conn.execute(
-                "INSERT INTO events (at, kind, participant_id) VALUES (?, 'handoff', ?)",
-                (now_iso(), participant.id),
-            )
-            return cursor.lastrowid
-
-        handoff_id = await self.db.write(run)
+        handoff_id, _ref = await self.db.write(
+            dialogue.open_handoff, participant.id, message, now_iso()
+        )
         staff_lang = self.settings.lang
         await self.post_staff(
             Reply(
@@ -531,29 +638,13 @@ class Conversation:
         if action == "open":
             return await self.handoff(person, None)
         if action == "take" and person.staff and number.isdigit():
-
-            def run(conn: sqlite3.Connection) -> tuple[str | None, str | None, str] | None:
-                row = conn.execute(
-                    "SELECT h.status, p.discord_id, p.display_name, p.lang FROM handoffs h"
-                    " JOIN participants p ON p.id = h.participant_id WHERE h.id = ?",
-                    (int(number),),
-                ).fetchone()
-                if row is None:
-                    return None
-                if row[0] != "open":
-                    return ("taken", None, "")
-                conn.execute(
-                    "UPDATE handoffs SET status = 'taken', taken_by = ? WHERE id = ?",
-                    (person.name, int(number)),
-                )
-                return (row[1], row[2], row[3] or self.settings.lang)
-
-            result = await self.db.write(run)
+            result = await self.db.write(dialogue.take_handoff, int(number), person.name)
             if result is None:
                 return [self.reply(person, "bot.expired", lang)]
             if result[0] == "taken":
                 return [self.reply(person, "handoff.already_taken", lang)]
-            discord_id, name, their_lang = result
+            _status, discord_id, name, stored_lang = result
+            their_lang = stored_lang or self.settings.lang
             replies = [self.reply(person, "handoff.taken_staff", lang, name=name or "?")]
             if discord_id:
                 replies.append(
@@ -595,30 +686,41 @@ class Conversation:
         return replies
 
     async def _forget(self, person: Person, lang: str) -> list[Reply]:
-        from referrals.erasure import forget
-
         participant = await self.referrals.by_discord_id(person.id)
         if participant is not None:
             await forget(self.db, participant.id)  # erasure, then a WAL checkpoint
-        await self.db.write(
-            lambda conn: conn.execute(
-                "DELETE FROM pending_actions WHERE person_key = ?", (person.key,)
-            )
-        )
+        await self.db.write(dialogue.drop_pending, person.key)
         self._offered.pop(person.key, None)
         return [self.reply(person, "privacy.forgotten", lang)]
 
 
+@dataclass(frozen=True)
+class SmsTurn:
+    """One inbound SMS once screened: the sender's number, its keyed hash, what was recorded."""
+
+    number: str  # E.164
+    phone_hash: str
+    state: InboundState
+    lang: str
+
+
+SmsKeywordHandler = Callable[[Conversation, Person, SmsTurn, str], Awaitable[list[Reply]]]
+# SMS keywords are commands of the brain, as slash commands are on Discord.
+SMS_KEYWORDS: dict[Keyword, SmsKeywordHandler] = {
+    Keyword.STOP: Conversation.sms_stop,
+    Keyword.START: Conversation.sms_start,
+    Keyword.HELP: Conversation.sms_help,
+    Keyword.CODE: Conversation.sms_code,
+    Keyword.PERSON: Conversation.sms_person,
+}
+
+
 def _recent(iso: str, minutes: int = 10) -> bool:
     """True when an ISO time is less than ``minutes`` old."""
-    from datetime import UTC, datetime, timedelta
-
     return datetime.now(UTC) - datetime.fromisoformat(iso) < timedelta(minutes=minutes)
 
 
-def _zone(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-
+def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 

@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from bot.context import CliError, Context
 from bot.discord_join import JoinTracker
 from bot.discord_tree import RelaisTree
 from bot.logging import get_logger
-from bot.ports import Person, Reply
+from bot.ports import Reply
 from bot.settings import Settings
 from referrals.errors import RelaisError
 
 if TYPE_CHECKING:
-    from bot.app import App
-    from bot.cli import Context
+    from bot.bootstrap import App
     from bot.conversation import Conversation
 
 log = get_logger(__name__)
@@ -207,100 +207,42 @@ class DiscordInviteMaker:
         return invite.code
 
 
-class RefusingTransport:
-    """SMS transport when Twilio is not configured: logs and refuses (the queue keeps them)."""
+class DiscordDelivery:
+    """The delivery router's Discord channel: DMs to members and posts in the staff channel.
 
-    async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
-        """Refuse, retryable once the provider is configured."""
-        from bot.sms.errors import SmsSendError
+    Returns False (the reply then waits in the outbox) while the gateway is not ready or when
+    the staff channel cannot be found; a member whose DMs are closed is logged and skipped.
+    """
 
-        log.warning("sms_not_configured")
-        raise SmsSendError("not_configured", retryable=True)
+    def __init__(self, bot: RelaisBot) -> None:
+        self.bot = bot
 
+    async def deliver(self, reply: Reply) -> bool:
+        """Send one reply addressed to a Discord user or to the staff channel."""
+        from bot.cogs.base import message_parts, send_dm
 
-# ---------------------------------------------------------------- relais run
-
-
-async def run_bot(ctx: Context) -> int:
-    """``relais run``: the gateway, the web server and the SMS worker until SIGTERM."""
-    from bot.app import build_app
-    from bot.cli import CliError
-    from bot.cogs.base import deliver
-    from bot.landing import setup_landing
-    from bot.maintenance import maintenance_loop
-    from bot.runner import install_stop_signals, serve_until
-    from bot.sms.twilio_transport import TwilioTransport
-    from bot.web import create_app
-
-    settings = ctx.settings
-    settings.require("DISCORD_TOKEN")
-    transport: Any = (
-        TwilioTransport(settings) if settings.twilio_configured else RefusingTransport()
-    )
-    if not settings.twilio_configured:
-        log.warning("twilio_not_configured")
-    notifier = DiscordNotifier(settings)
-    invites = DiscordInviteMaker(settings)
-    app = await build_app(
-        settings, ctx.db_path, transport=transport, notifier=notifier, invites=invites
-    )
-    dev_sync = settings.dev_sync
-    bot = RelaisBot(settings, app, dev_sync=dev_sync, notifier=notifier)
-    invites.bind(bot)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    web_app = create_app(settings=settings, texts=app.texts, db=app.db, sms=app.sms)
-
-    async def deliver_join(replies: list[Reply]) -> None:
-        # Replies of a join through the landing page: DMs to the newcomer and their referrer.
-        await deliver(bot, Person("discord", "", ""), replies)
-
-    setup_landing(web_app, conversation=app.conversation, deliver=deliver_join)
-    host = getattr(ctx.args, "host", None) or "127.0.0.1"
-    port = getattr(ctx.args, "port", None)
-    port = 8080 if port is None else port
-    try:
-        async with bot:
-            web = asyncio.create_task(serve_until(web_app, host, port, stop, app.sms))
-            maintenance = asyncio.create_task(maintenance_loop(app, stop))
-            gateway = asyncio.create_task(bot.start(settings.discord_token or ""))
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({web, gateway, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            log.info("shutting_down")
-            stop.set()
-            await bot.close()
-            for task in (web, gateway, stopping, maintenance):
-                try:
-                    async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                        await asyncio.shield(task)
-                except TimeoutError:
-                    task.cancel()
-                except Exception:
-                    pass  # the gateway's failure is read just below
-            failure = gateway.exception() if gateway.done() and not gateway.cancelled() else None
-            if isinstance(failure, discord.LoginFailure):
-                raise CliError(ctx.t("discord.bad_token"))
-            if isinstance(failure, discord.PrivilegedIntentsRequired):
-                raise CliError(ctx.t("discord.intents_refused"))
-            if failure is not None:
-                raise CliError(ctx.t("discord.cannot_connect", reason=type(failure).__name__))
-            web_failure = web.exception() if web.done() and not web.cancelled() else None
-            if web_failure is not None:
-                log.error("web_server_failed", exc_info=web_failure)
-                return 1
-    finally:
-        if isinstance(transport, TwilioTransport):
-            await transport.close()
-        await app.close()
-    return 0
+        if not self.bot.is_ready() or self.bot.is_closed():
+            return False
+        if reply.to.kind == "channel":
+            channel = self.bot.notifier.channel()
+            if channel is None:
+                log.error("staff_channel_missing", channel=self.bot.settings.discord_staff_channel)
+                return False
+            try:
+                for part in message_parts(reply):
+                    await channel.send(**part)
+            except discord.HTTPException as exc:
+                log.error("staff_post_failed", status=getattr(exc, "status", None))
+                return False
+            return True
+        await send_dm(self.bot, reply.to.id, reply)  # closed DMs: logged, not retried
+        return True
 
 
 # ---------------------------------------------------------------- relais discord sync / check
 
 
 async def _login(ctx: Context, bot: RelaisBot) -> None:
-    from bot.cli import CliError
-
     try:
         await bot.login(ctx.settings.discord_token or "")
     except discord.LoginFailure as exc:

@@ -29,10 +29,11 @@ import yaml
 
 from bot.settings import VARIABLES, Settings, load_settings, read_dotenv
 from bot.texts import MESSAGES_DIR
+from referrals import outbox
 from referrals.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bot.cli import Context
+    from bot.context import Context
 
 # RETURNING (used by the store) needs SQLite 3.35.
 MIN_SQLITE = (3, 35, 0)
@@ -504,6 +505,16 @@ def check_database(db_path: Path, values: dict[str, str], report: Report) -> Non
             version=found,
             participants=info["participants"],
         )
+    for channel, count, oldest in info.get("outbox", []):
+        # Messages built for Discord while only ``relais serve`` ran: ``relais run`` sends them.
+        report.add(
+            "database",
+            Level.WARNING,
+            "outbox_waiting",
+            channel=channel,
+            count=count,
+            since=(oldest or "")[:16].replace("T", " "),
+        )
     _check_secret(secret, info, report)
 
 
@@ -533,6 +544,7 @@ def _inspect_database(path: Path) -> dict[str, Any]:
             info["stored_secret"] = row[0] if row else None
         if "opt_outs" in tables:
             info["opt_outs"] = conn.execute("SELECT count(*) FROM opt_outs").fetchone()[0]
+        info["outbox"] = outbox.summary(conn) if "outbox" in tables else []
         return info
     finally:
         conn.close()

@@ -19,7 +19,7 @@ from bot.texts import MESSAGES_DIR
 
 async def cmd_faq_ask(ctx: Any) -> int:
     """Answer one question, or one per line of standard input."""
-    from bot.cli import CliError
+    from bot.context import CliError
 
     try:
         engine = await asyncio.to_thread(FaqEngine.load, MESSAGES_DIR, None, ctx.settings.lang)

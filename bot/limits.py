@@ -20,26 +20,28 @@ per burst: a member's burst lasts as long as their actions keep coming within th
 
 from __future__ import annotations
 
-import sqlite3
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.logging import get_logger
 from bot.ports import Person, Reply, Target
-from bot.sms.inbound import classify
-from bot.sms.phone import canonical
 from referrals.erasure import person_tag
-from referrals.timeutil import to_iso
+from referrals.limits import (  # noqa: F401  (re-exported for existing callers)
+    BURST_THRESHOLD,
+    BURST_WINDOW,
+    WINDOW,
+    Verdict,
+    find_bursts,
+    screen_in_db,
+)
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation
 
 log = get_logger(__name__)
 
-WINDOW = timedelta(minutes=1)
 # Per person and per minute. ``message`` caps everything a person sends.
 PER_MINUTE: dict[str, int] = {
     "code": 6,  # /code tries: above the lock (5 wrong codes), whose message says more
@@ -58,104 +60,9 @@ ENTRY_ACTIONS: dict[str, str] = {
     "choice:handoff": "handoff",
     "text:question": "question",
 }
-BURST_THRESHOLD = 5
-BURST_WINDOW = timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What ``screen`` decided: pass, banned, or limited (with the action)."""
-
-    banned: bool = False
-    limited: str | None = None
-
-
-def _iso(moment: datetime) -> str:
-    return to_iso(moment.replace(microsecond=0))
-
-
-def screen_in_db(
-    conn: sqlite3.Connection,
-    tag: str,
-    actions: list[str],
-    now: datetime,
-    limits: dict[str, int],
-    *,
-    discord_id: str | None = None,
-    phone_hash: str | None = None,
-) -> Verdict:
-    """Ban check, sliding-window count and record, activity mark; one transaction."""
-    at = _iso(now)
-    where, value = ("discord_id = ?", discord_id) if discord_id else ("phone_hash = ?", phone_hash)
-    row = None
-    if value is not None:
-        row = conn.execute(
-            f"SELECT id, banned, last_seen_at FROM participants WHERE {where}", (value,)
-        ).fetchone()
-    if row is not None and row["banned"]:
-        return Verdict(banned=True)
-    since = _iso(now - WINDOW)
-    for action in actions:
-        limit = limits.get(action)
-        if limit is None:
-            continue
-        count = conn.execute(
-            "SELECT COUNT(*) FROM attempts WHERE key = ? AND at > ?", (f"{action}:{tag}", since)
-        ).fetchone()[0]
-        if count >= limit:
-            return Verdict(limited=action)
-    conn.executemany(
-        "INSERT INTO attempts (key, at) VALUES (?, ?)",
-        [(f"{action}:{tag}", at) for action in actions],
-    )
-    # Activity, at most once a day per person: enough for a retention counted in years.
-    if row is not None and (row["last_seen_at"] or "")[:10] != at[:10]:
-        conn.execute("UPDATE participants SET last_seen_at = ? WHERE id = ?", (at, row["id"]))
-    return Verdict()
 
 
 WATCH_EVERY = timedelta(seconds=5)
-
-
-def find_bursts(
-    conn: sqlite3.Connection, now: datetime, threshold: int = BURST_THRESHOLD
-) -> list[tuple[int, str | None, int, int]]:
-    """Members with a new burst: (id, display name, invitations, joins) in the last window.
-
-    Marks each member's burst in ``meta`` (``burst:<id>`` = time of the latest check that saw
-    it), so that an ongoing burst is reported once.
-    """
-    since = _iso(now - BURST_WINDOW)
-    rows = conn.execute(
-        "SELECT member, SUM(invited), SUM(joined) FROM ("
-        "  SELECT participant_id AS member, 1 AS invited, 0 AS joined FROM events"
-        "  WHERE kind = 'sms_invited' AND at > ?"
-        "  UNION ALL SELECT other_id, 0, 1 FROM events"
-        "  WHERE kind IN ('joined', 'source_set') AND at > ? AND other_id IS NOT NULL)"
-        " WHERE member IS NOT NULL GROUP BY member HAVING COUNT(*) >= ?",
-        (since, since, threshold),
-    ).fetchall()
-    found = []
-    at = _iso(now)
-    for member, invited, joined in rows:
-        key = f"burst:{member}"
-        seen = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, at),
-        )
-        if seen is not None and seen[0] > since:
-            continue  # the same burst, already reported
-        name = conn.execute(
-            "SELECT COALESCE(display_name, ref) FROM participants WHERE id = ?", (member,)
-        ).fetchone()
-        found.append((int(member), name[0] if name else None, int(invited), int(joined)))
-    # Bursts that ended long ago: forget them.
-    conn.execute(
-        "DELETE FROM meta WHERE key LIKE 'burst:%' AND value < ?", (_iso(now - 2 * BURST_WINDOW),)
-    )
-    return found
 
 
 class Guard:
@@ -196,17 +103,21 @@ class Guard:
                 del self._recent[key]
                 self._checked.pop(key, None)
 
-    async def screen(self, person: Person, entry: str, text: str = "") -> list[Reply] | None:
-        """None to go on; else the replies that refuse (a polite message, or silence by SMS)."""
+    async def screen(
+        self, person: Person, entry: str, *, phone_hash: str | None = None
+    ) -> list[Reply] | None:
+        """None to go on; else the replies that refuse (a polite message, or silence by SMS).
+
+        An SMS sender is identified by the keyed hash of their number (``phone_hash``); SMS
+        keywords (STOP, START, AIDE...) are never screened by the caller.
+        """
         if person.staff:
             return None
         conv = self.conv
-        identity: dict[str, str]
+        identity: dict[str, str | None]
         if person.channel == "sms":
-            if classify(text) is not None:
-                return None  # STOP, START, AIDE... always work
             actions = ["sms", "message"]
-            identity = {"phone_hash": conv.sms.hash(canonical(person.id))}
+            identity = {"phone_hash": phone_hash}
         else:
             action = ENTRY_ACTIONS.get(entry)
             actions = [action, "message"] if action else ["message"]

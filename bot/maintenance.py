@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from bot.logging import get_logger
 from referrals.erasure import checkpoint
 from referrals.retention import RetentionPolicy, apply_retention
-from referrals.store import Database
+from referrals.store import Database, get_meta, set_meta
 from referrals.timeutil import to_iso
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.bootstrap import App
 
 log = get_logger(__name__)
 
@@ -79,24 +79,18 @@ async def run_daily(app: App, now: datetime | None = None) -> dict[str, Any]:
         except Exception as exc:  # a full disk must not stop the bot
             log.exception("backup_failed")
             summary["backup_error"] = type(exc).__name__
-    await app.db.write(
-        lambda conn: conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (LAST_RUN_KEY, to_iso(now.replace(microsecond=0))),
-        )
-    )
+    await app.db.write(set_meta, LAST_RUN_KEY, to_iso(now.replace(microsecond=0)))
     log.info("maintenance_done", **summary)
     return summary
 
 
 async def daily_due(db: Database, now: datetime) -> bool:
     """True when the daily job has not run in the last 24 hours."""
-    row = await db.fetchone("SELECT value FROM meta WHERE key = ?", (LAST_RUN_KEY,))
-    if row is None:
+    value = await db.read(get_meta, LAST_RUN_KEY)
+    if value is None:
         return True
     try:
-        last = datetime.fromisoformat(row[0])
+        last = datetime.fromisoformat(value)
     except ValueError:
         return True
     return now - last >= DAILY
@@ -111,6 +105,7 @@ async def maintenance_loop(app: App, stop: asyncio.Event, tick: float = TICK) ->
     while not stop.is_set():
         try:
             await app.conversation.guard.watch(force=True)
+            await app.router.flush()  # replies waiting for a channel this process reaches
             if await daily_due(app.db, datetime.now(UTC)):
                 await run_daily(app)
         except asyncio.CancelledError:

@@ -7,8 +7,10 @@ answers with ``Reply`` objects, each addressed to a ``Target``. The adapter deli
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
+# A new channel adds its name here and one adapter module; the brain does not change.
 Channel = Literal["discord", "sms"]
 
 
@@ -92,4 +94,81 @@ class InviteMaker(Protocol):
 
     async def create_invite(self, member_name: str) -> str:
         """Create the invite; return its code (``discord.gg/<code>``)."""
+        ...
+
+
+# ---------------------------------------------------------------- what the brain needs
+
+
+class FaqAnswer(Protocol):
+    """What the FAQ engine answers (``bot.faq.FaqAnswer``)."""
+
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def suggestions(self) -> list[tuple[str, str]]: ...
+
+
+class FaqEntryView(Protocol):
+    """One knowledge-base entry as the brain shows it."""
+
+    @property
+    def answer_text(self) -> str: ...
+
+
+class FaqPort(Protocol):
+    """The FAQ engine, as the brain calls it (``bot.faq.FaqEngine``)."""
+
+    def answer(self, question: str, lang: str) -> FaqAnswer:
+        """The best answer, suggestions, or an unknown."""
+        ...
+
+    def entry(self, entry_id: str, lang: str) -> FaqEntryView:
+        """One entry by id; KeyError when unknown."""
+        ...
+
+    def short_answer(self, entry_id: str, lang: str) -> str:
+        """The entry's answer short enough for an SMS."""
+        ...
+
+
+class InvitationResult(Protocol):
+    """An accepted invitation: it leaves now (``queued``) or at ``not_before``."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def not_before(self) -> datetime: ...
+
+
+class SmsPort(Protocol):
+    """The SMS side, as the brain calls it (``bot.sms.service.SmsService``)."""
+
+    def hash(self, e164: str) -> str:
+        """Keyed hash of an E.164 number."""
+        ...
+
+    def normalize_number(self, raw: str) -> str:
+        """E.164 for a mobile of an allowed country; raises a RelaisError otherwise."""
+        ...
+
+    async def check_invitation(self, member_id: int, raw_number: str) -> str:
+        """Every rule checkable before consent; returns E.164."""
+        ...
+
+    async def invite(
+        self, member_id: int, number: str, first_name: str | None, link: str, lang: str
+    ) -> InvitationResult:
+        """Queue an invitation the member confirmed."""
+        ...
+
+    async def account_reply(self, number: str, text: str) -> str | None:
+        """The reply to an inbound SMS, fitted for SMS and counted in the daily budget; None
+        past the budget (the staff are alerted once)."""
         ...

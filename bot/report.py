@@ -23,7 +23,7 @@ from referrals import analytics, stats
 from referrals.timeutil import day_bounds
 
 if TYPE_CHECKING:
-    from bot.cli import Context
+    from bot.context import Context
 
 TEMPLATE = "report.html.j2"
 
@@ -93,7 +93,7 @@ async def build_report(
 
 async def cmd_report(ctx: Context) -> int:
     """``relais report --out FILE [--since D] [--until D]``."""
-    from bot.cli import parse_day, period_text, write_atomically
+    from bot.context import parse_day, period_text, write_atomically
 
     since = parse_day(ctx, "--since", ctx.args.since)
     until = parse_day(ctx, "--until", ctx.args.until)

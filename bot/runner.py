@@ -1,4 +1,4 @@
-"""``relais serve`` and ``relais run``: the long-running processes.
+"""Serving helpers of ``relais serve`` and ``relais run`` (wired in ``bot.bootstrap``).
 
 ``serve`` runs the web server (Twilio webhooks, ``/healthz``, opt-out links, the ``/r/CODE``
 landing page) and the outbound SMS worker until SIGTERM or SIGINT, then shuts down gracefully:
@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from bot.logging import get_logger
 from bot.ports import Reply
-
-if TYPE_CHECKING:
-    from bot.cli import Context
+from bot.sms.errors import SmsSendError
 
 log = get_logger(__name__)
 
@@ -40,8 +37,7 @@ class NoTransport:
 
     async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
         """Refuse: retry later, once the provider is configured."""
-        from bot.sms.errors import SmsSendError
-
+        log.warning("sms_not_configured")
         raise SmsSendError("not_configured", retryable=True)
 
 
@@ -82,41 +78,3 @@ async def serve_until(
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
-
-
-async def cmd_serve(ctx: Context) -> int:
-    """``relais serve [--host H] [--port P]``: the web server only, no Discord."""
-    from bot.app import build_app
-    from bot.landing import setup_landing
-    from bot.maintenance import maintenance_loop
-    from bot.sms.twilio_transport import TwilioTransport
-    from bot.web import create_app
-
-    settings = ctx.settings
-    if not settings.public_base_url:
-        print(ctx.t("sms.public_url_missing"), file=sys.stderr)
-    transport: Any = TwilioTransport(settings) if settings.twilio_configured else NoTransport()
-    services = await build_app(settings, ctx.db_path, transport=transport, notifier=LogNotifier())
-    try:
-        app = create_app(settings=settings, texts=services.texts, db=services.db, sms=services.sms)
-        setup_landing(app, conversation=services.conversation)
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        worker_sms = services.sms if settings.twilio_configured else None
-        # Retention, backups and burst alerts; it ends with ``stop`` (after the site).
-        maintenance = asyncio.create_task(maintenance_loop(services, stop))
-        await serve_until(app, ctx.args.host, ctx.args.port, stop, worker_sms)
-        await maintenance
-    finally:
-        if isinstance(transport, TwilioTransport):
-            await transport.close()
-        await services.close()
-    return 0
-
-
-async def cmd_run(ctx: Context) -> int:
-    """``relais run``: the Discord bot and the web server in one process."""
-    ctx.settings.require("DISCORD_TOKEN")
-    from bot.discord_app import run_bot  # type: ignore[import-not-found]
-
-    return await run_bot(ctx)

@@ -23,13 +23,16 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.conversation import Conversation
+from bot.delivery import DeliveryRouter
 from bot.logging import get_logger
 from bot.pages import PAGES, install_pages
-from bot.ports import Person
+from bot.ports import Person, Target
 from bot.settings import Settings
 from bot.sms.service import TOKEN_RE, SmsService
 from bot.texts import Texts
-from referrals.store import Database
+from referrals.sms_inbound import seen_message
+from referrals.store import Database, answers, now_iso
 
 log = get_logger(__name__)
 
@@ -46,6 +49,8 @@ SETTINGS = web.AppKey("settings", Settings)
 TEXTS = web.AppKey("texts", Texts)
 DB = web.AppKey("db", Database)
 SMS = web.AppKey("sms", SmsService)
+CONVERSATION = web.AppKey("conversation", Conversation)
+ROUTER = web.AppKey("router", DeliveryRouter)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -104,20 +109,32 @@ async def _signed_form(request: web.Request) -> dict[str, Any]:
 
 
 async def twilio_sms(request: web.Request) -> web.Response:
-    """``POST /twilio/sms``: an inbound SMS, answered with TwiML."""
+    """``POST /twilio/sms``: an inbound SMS, answered with TwiML.
+
+    The adapter only parses: a valid signed form, a known ``MessageSid`` handled once, the text to
+    the brain (``Conversation.text``), the sender's replies as TwiML and every other reply (the
+    member whose relative replied, the staff) to the delivery router.
+    """
     form = await _signed_form(request)
     sender = form.get("From", "").strip()
     message_sid = form.get("MessageSid") or form.get("SmsSid")
     if not sender or (message_sid is not None and not _SID_RE.fullmatch(message_sid)):
         raise web.HTTPBadRequest(text="bad request")
     text = form.get("Body", "")[:MAX_SMS_TEXT]
-    replies = await request.app[SMS].inbound(Person("sms", sender, ""), text, message_sid)
+    conversation = request.app[CONVERSATION]
+    if message_sid and await request.app[DB].write(seen_message, message_sid, now_iso()):
+        return web.Response(text=EMPTY_TWIML, content_type="application/xml")
+    person = Person("sms", sender, "")
+    replies = await conversation.text(person, text)
     response = MessagingResponse()
+    others = []
     for reply in replies:
-        if reply.to.kind == "sms" and reply.to.id == sender:
+        if reply.to == Target.of(person):
             response.message(reply.text)
         else:
-            log.warning("sms_reply_not_for_sender_dropped", kind=reply.to.kind)
+            others.append(reply)
+    if others:
+        await request.app[ROUTER].deliver(others)
     return web.Response(text=str(response), content_type="application/xml")
 
 
@@ -136,8 +153,7 @@ async def healthz(request: web.Request) -> web.Response:
     """``GET /healthz``: 200 when the database answers, 503 otherwise."""
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):
-            row = await request.app[DB].fetchone("SELECT 1")
-        ok = row is not None and row[0] == 1
+            ok = await request.app[DB].read(answers)
     except Exception:
         log.exception("healthz_db_failed")
         ok = False
@@ -179,6 +195,8 @@ def create_app(
     texts: Texts,
     db: Database,
     sms: SmsService,
+    conversation: Conversation,
+    router: DeliveryRouter,
     routes: Iterable[web.AbstractRouteDef] = (),
     max_body: int = MAX_BODY,
 ) -> web.Application:
@@ -188,6 +206,8 @@ def create_app(
     app[TEXTS] = texts
     app[DB] = db
     app[SMS] = sms
+    app[CONVERSATION] = conversation
+    app[ROUTER] = router
     install_pages(app, settings, texts.messages_dir)
     app.router.add_post("/twilio/sms", twilio_sms)
     app.router.add_post("/twilio/status", twilio_status)

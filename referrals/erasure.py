@@ -41,6 +41,8 @@ TABLES: dict[str, str] = {
     "oauth_states": "no personal data (random single-use states of the landing page)",
     "callback_requests": "not a participant's data (a caller's first name and number); number"
     " cleared by retention",
+    "outbox": "not shown (messages waiting for Discord, deleted once delivered); the person's"
+    " waiting messages deleted",
 }
 
 
@@ -191,6 +193,8 @@ def erase_participant(conn: sqlite3.Connection, participant_id: int) -> None:
     # State kept under the person's conversation key: pending confirmations (an invitation's
     # number waits there) and rate-limit attempts.
     for key in person_keys(conn, participant_id):
+        # Messages still waiting for Discord (the outbox of ``relais serve``) for this person.
+        conn.execute("DELETE FROM outbox WHERE target_kind || ':' || target_id = ?", (key,))
         conn.execute("DELETE FROM pending_actions WHERE person_key = ?", (key,))
         conn.execute("DELETE FROM attempts WHERE key LIKE ?", (f"%:{person_tag(key)}",))
     # A fresh meaningless reference: the old one may appear in exports or staff posts.

@@ -302,3 +302,24 @@ class Database:
             await self.call(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
             await self._conn.close()
+
+
+def answers(conn: sqlite3.Connection) -> bool:
+    """Whether the database answers a trivial query (``/healthz``)."""
+    row = conn.execute("SELECT 1").fetchone()
+    return row is not None and row[0] == 1
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    """A value of the ``meta`` table (bookkeeping such as the last maintenance run)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Set a value of the ``meta`` table."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

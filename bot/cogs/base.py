@@ -15,7 +15,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.conversation import DISCORD_LIMIT, split_message
+from bot.discord_text import DISCORD_MESSAGE_LIMIT as DISCORD_LIMIT
+from bot.discord_text import split_message
 from bot.discord_tree import handle_error
 from bot.logging import get_logger
 from bot.ports import Button, Person, Reply, Target

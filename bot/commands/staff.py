@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot import charts, poster
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import analytics, csvio, eventlog, stats
+from referrals import analytics, csvio, dialogue, eventlog, stats
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
@@ -43,7 +43,7 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     figures = await conv.db.read(stats.compute, low, high)
     extra = await conv.db.read(analytics.compute, low, high, conv.settings.tz)
     refs = [t["participant"] for t in figures["top_referrers"]]
-    names = await conv.db.read(_display_names, refs)
+    names = await conv.db.read(dialogue.display_names, refs)
     period = ""
     if since or until:
         key = (
@@ -82,17 +82,6 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
             source_names=source_names,
         ),
     ]
-
-
-def _display_names(conn: sqlite3.Connection, refs: list[str]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for ref in refs:
-        row = conn.execute(
-            "SELECT display_name FROM participants WHERE ref = ? AND erased_at IS NULL", (ref,)
-        ).fetchone()
-        if row and row[0]:
-            names[ref] = row[0]
-    return names
 
 
 @command("chaine", Option("membre", rest=True), staff=True)

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from bot.sms.errors import SmsRefused, SmsSendError
 
 if TYPE_CHECKING:
-    from bot.cli import Context
+    from bot.context import Context
 
 
 async def cmd_sms_test(ctx: Context) -> int:
     """Send one test SMS; print its SID on stdout; exit non-zero with the reason otherwise."""
-    from bot.cli import CliError
+    from bot.context import CliError
     from bot.runner import LogNotifier
     from bot.sms.service import SmsService
     from bot.sms.twilio_transport import TwilioTransport, missing_settings

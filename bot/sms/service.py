@@ -1,4 +1,7 @@
-"""The SMS service: rules before anything leaves, the durable outbound queue, inbound messages.
+"""The SMS service: rules before anything leaves, the durable outbound queue, statuses.
+
+Inbound SMS are handled by the brain (``Conversation.sms_text``); replies to them are fitted and
+counted here (``account_reply``).
 
 Nothing leaves without passing the rules of SPEC §8: a valid mobile number of an allowed country,
 the member's confirmation, the per-member daily limit, the per-number re-invite window, the daily
@@ -10,7 +13,6 @@ whose fate is unknown (a timeout after the request left) is never sent twice.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
 import re
 import secrets
@@ -22,17 +24,16 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from bot.logging import get_logger
-from bot.ports import Person, Reply, SmsTransport, StaffNotifier, Target
+from bot.ports import Reply, SmsTransport, StaffNotifier, Target
 from bot.settings import Settings
 from bot.sms import gsm
 from bot.sms.errors import SmsRefused, SmsSendError
-from bot.sms.inbound import InboundState, Keyword, classify, opt_out, record_inbound
-from bot.sms.phone import canonical, normalize_mobile
+from bot.sms.phone import normalize_mobile
 from bot.sms.quiet import next_allowed
 from bot.texts import Texts
-from referrals import codes
 from referrals.privacy import load_secret, phone_hash
-from referrals.service import ReferralService, by_phone_hash, get_participant, log_event
+from referrals.service import by_phone_hash, get_participant, log_event
+from referrals.sms_inbound import opt_out
 from referrals.store import Database
 from referrals.timeutil import to_iso
 
@@ -263,7 +264,6 @@ class SmsService:
         texts: Texts,
         transport: SmsTransport,
         notifier: StaffNotifier,
-        faq: object | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
@@ -271,7 +271,6 @@ class SmsService:
         self.texts = texts
         self.transport = transport
         self.notifier = notifier
-        self.faq = faq
         self.clock = clock
         self._secret: bytes | None = None
         self._lock = asyncio.Lock()
@@ -615,97 +614,47 @@ class SmsService:
 
         return await self.db.write(run)
 
-    # ------------------------------------------------------------ inbound
+    # ------------------------------------------------------------ replies to inbound SMS
 
-    async def inbound(
-        self, person: Person, text: str, message_sid: str | None = None
-    ) -> list[Reply]:
-        """An SMS from ``person`` (E.164 in ``person.id``): keywords, joining, questions."""
-        number = canonical(person.id)
-        keyword = classify(text)
-        state = await self.db.write(
-            record_inbound, self.hash(number), message_sid, keyword, self._now_iso()
-        )
-        if state.duplicate or state.silent:
-            return []
-        target = Target("sms", person.id, "")
-        lang = self._lang(state.lang)
-        if state.joined:
-            log.info("sms_participant_joined", participant=state.participant_id)
-        body = await self._answer(state, keyword, text, lang, number)
-        replies = [Reply(target, body)]
-        if state.joined and state.member_discord_id:
-            # The member who invited them hears that it worked (first name only).
-            replies.append(
-                Reply(
-                    Target("discord", state.member_discord_id, ""),
-                    self.texts.render(
-                        "sms.relative_joined",
-                        self._lang(state.member_lang),
-                        first_name=state.first_name,
-                    ),
-                    ephemeral=False,
-                )
-            )
-        return replies
+    async def account_reply(self, number: str, text: str) -> str | None:
+        """A reply to an inbound SMS (sent in the TwiML response, or printed by the console):
+        fitted to GSM-7 and two segments, and counted in the daily budget as an outbound row
+        (``purpose = 'reply'``, already ``sent``) like every other SMS. None past the budget:
+        no reply then, and the staff hear it once that day.
+        """
+        body = gsm.fit(text, MAX_SEGMENTS)
+        hashed = self.hash(number)
+        now = self.clock()
+        at, day, budget = _iso(now), self._budget_day(now), self.settings.sms_daily_budget
 
-    async def _answer(
-        self, state: InboundState, keyword: Keyword | None, text: str, lang: str, number: str
-    ) -> str:
-        programme = self.settings.programme_name
-        if state.stopped:
-            return self._sms("sms.stop_confirmed", lang, programme=programme)
-        if state.started:
-            return self._sms("sms.start_confirmed", lang, programme=programme)
-        if keyword is Keyword.HELP or not text.strip():
-            return self._sms("sms.help", lang, programme=programme)
-        if keyword is Keyword.CODE and state.participant_id is not None:
-            code = await ReferralService(self.db).personal_code(state.participant_id)
-            formatted = codes.format_code(code)
-            base = self.settings.public_base_url
-            link = f"{base}/r/{formatted}" if base else None
-            return self._sms("sms.your_code", lang, code=formatted, link=link)
-        if keyword is Keyword.PERSON:
-            await self._hand_off(state.participant_id, text, number, lang)
-            return self._sms("sms.handoff_ok", lang)
-        return await self._faq(text, lang)
-
-    async def _hand_off(
-        self, participant_id: int | None, text: str, number: str, lang: str
-    ) -> None:
-        now = self._now_iso()
-
-        def run(conn: sqlite3.Connection) -> str | None:
+        # Temporary outbound SQL (the SMS stream moves the queue's SQL to referrals.sms_queue).
+        def run(conn: sqlite3.Connection) -> tuple[bool, bool, int | None]:
+            if _budget_used(conn, day) >= budget:
+                row = conn.execute(
+                    "SELECT value FROM meta WHERE key = 'sms_budget_exhausted'"
+                ).fetchone()
+                first = row is None or row[0] < day
+                if first:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('sms_budget_exhausted', ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (day,),
+                    )
+                return False, first, None
             conn.execute(
-                "INSERT INTO handoffs (participant_id, at, text) VALUES (?, ?, ?)",
-                (participant_id, now, text[:500]),
+                "INSERT INTO outbound_sms (to_phone, phone_hash, body, purpose, status, attempts,"
+                " not_before, created_at, updated_at, budget_day)"
+                " VALUES (NULL, ?, ?, 'reply', 'sent', 1, ?, ?, ?, ?)",
+                (hashed, body, at, at, at, day),
             )
-            log_event(conn, "sms_handoff", participant_id, at=now)
-            return get_participant(conn, participant_id).ref if participant_id else None
+            return True, False, _budget_alert_due(conn, budget, day)
 
-        ref = await self.db.write(run)
-        # The person asked to be contacted: staff get the number to call back (never logged).
-        post = self.texts.render(
-            "sms.staff_handoff", self.settings.lang, number=number, ref=ref, their_lang=lang
-        )
-        try:
-            await self.notifier.notify_staff(Reply(self._staff_target(), post, ephemeral=False))
-        except Exception:
-            log.exception("sms_handoff_notify_failed")
-
-    async def _faq(self, text: str, lang: str) -> str:
-        faq: Any = self.faq
-        if faq is not None:
-            try:
-                answer = faq.answer(text, lang)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-                entry_id = getattr(answer, "id", None)
-                if entry_id:
-                    short = faq.short_answer(entry_id, lang)
-                    if inspect.isawaitable(short):
-                        short = await short
-                    return gsm.fit(short, MAX_SEGMENTS)
-            except Exception:
-                log.exception("sms_faq_failed")
-        return self._sms("sms.unknown", lang)
+        allowed, first_refusal, alert = await self.db.write(run)
+        if alert is not None:
+            await self._alert_budget(alert)
+        if not allowed:
+            log.warning("sms_reply_over_budget")
+            if first_refusal:
+                await self._alert_budget(budget)
+            return None
+        return body

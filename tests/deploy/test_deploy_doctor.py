@@ -491,6 +491,7 @@ DOCTOR_SAMPLES = {
     "inactive": 1095,
     "questions": 90,
     "keep": 7,
+    "since": "2026-03-09 11:00",
 }
 
 

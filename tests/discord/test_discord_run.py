@@ -9,8 +9,9 @@ from pathlib import Path
 import discord
 import pytest
 
+from bot.bootstrap import run_bot
 from bot.cli import CliError, Context
-from bot.discord_app import RelaisBot, run_bot
+from bot.discord_app import RelaisBot
 from bot.settings import Settings, parse_quiet_hours
 
 

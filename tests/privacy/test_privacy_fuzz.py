@@ -167,6 +167,8 @@ def test_webhooks_never_500(
         texts=session.app.texts,
         db=session.app.db,
         sms=session.app.sms,
+        conversation=session.app.conversation,
+        router=session.app.router,
     )
     client: TestClient = TestClient(TestServer(app, host="127.0.0.1"), loop=loop)  # type: ignore[type-arg]
     loop.run_until_complete(client.start_server())

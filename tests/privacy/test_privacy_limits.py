@@ -61,6 +61,10 @@ async def test_each_limit_refuses_then_the_window_slides(
     # Someone else is not limited by Kim.
     assert said(f"limits.{action}") not in await session.say(f"discord:noa {line}")
     session.clock.now += timedelta(seconds=61)  # type: ignore[attr-defined]
+    if action == "handoff":
+        # Two hand-offs a day per person (issue 15): the minute window sliding is not enough.
+        assert said("limits.handoff") in await session.say(f"discord:kim {line}")
+        session.clock.now += timedelta(days=1)  # type: ignore[attr-defined]
     assert said(f"limits.{action}") not in await session.say(f"discord:kim {line}")
 
 

@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.ports import Reply
+from aiohttp import web
+
+from bot.bootstrap import NotifierDelivery
+from bot.conversation import Conversation
+from bot.delivery import DeliveryRouter
+from bot.faq import FaqEngine
+from bot.ports import Person, Reply
 from bot.settings import Settings, load_settings
 from bot.sms.service import SmsService
-from bot.texts import Texts
-from referrals.service import insert_participant
+from bot.texts import MESSAGES_DIR, Texts
+from bot.web import create_app
+from referrals.service import ReferralService, insert_participant
+from referrals.sms_inbound import seen_message
 from referrals.store import Database, now_iso
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -110,11 +118,66 @@ async def make_service(
         Texts(default_lang=settings.lang),
         transport if transport is not None else RecordingTransport(),
         notifier if notifier is not None else RecordingNotifier(),
-        faq=faq,
         clock=clock or Clock(),
     )
     await service.start()
+    if faq is not None:
+        _FAQS[id(service)] = faq
     return service
+
+
+_FAQS: dict[int, Any] = {}
+_CONVERSATIONS: dict[int, Conversation] = {}
+
+
+def conversation_for(sms: SmsService) -> Conversation:
+    """The brain over this SMS service (the FAQ given to ``make_service``, else the real one)."""
+    conv = _CONVERSATIONS.get(id(sms))
+    if conv is None or conv.sms is not sms:
+        faq = _FAQS.get(id(sms)) or _real_faq()
+        conv = Conversation(
+            settings=sms.settings,
+            texts=sms.texts,
+            referrals=ReferralService(sms.db),
+            faq=faq,
+            sms=sms,
+            notifier=sms.notifier,
+        )
+        _CONVERSATIONS[id(sms)] = conv
+    return conv
+
+
+_ENGINE: list[FaqEngine] = []
+
+
+def _real_faq() -> FaqEngine:
+    if not _ENGINE:
+        _ENGINE.append(FaqEngine.load(MESSAGES_DIR))
+    return _ENGINE[0]
+
+
+async def inbound(
+    sms: SmsService, person: Person, text: str, message_sid: str | None = None
+) -> list[Reply]:
+    """An inbound SMS as the webhook hands it to the brain (a repeated MessageSid: nothing)."""
+    if message_sid and await sms.db.write(seen_message, message_sid, now_iso()):
+        return []
+    return await conversation_for(sms).text(person, text)
+
+
+def web_app_for(sms: SmsService, **extra: Any) -> web.Application:
+    """The real aiohttp app over this SMS service and its brain."""
+    router = DeliveryRouter(sms.db)
+    router.attach("channel", NotifierDelivery(sms.notifier))
+    return create_app(
+        settings=sms.settings,
+        texts=sms.texts,
+        db=sms.db,
+        sms=sms,
+        conversation=conversation_for(sms),
+        router=router,
+        **extra,
+    )
 
 
 async def open_db(path: Path) -> Database:

@@ -14,13 +14,14 @@ from sms_support import (
     RecordingNotifier,
     RecordingTransport,
     add_member,
+    inbound,
     make_service,
     paris,
 )
 
+from bot.keywords import Keyword, classify
 from bot.ports import Person, Reply
 from bot.sms.gsm import count_segments, is_gsm
-from bot.sms.inbound import Keyword, classify
 from bot.sms.service import SmsService
 from referrals import codes
 from referrals.store import Database
@@ -84,17 +85,17 @@ def test_other_keywords(text: str, keyword: Keyword | None) -> None:
 
 async def test_stop_is_confirmed_once_then_silence_then_start(db: Database) -> None:
     sms, _ = await invited(db)
-    assert "START" in only_text(await sms.inbound(RELATIVE, "Arrêt"))
-    assert await sms.inbound(RELATIVE, "STOP") == []
-    assert await sms.inbound(RELATIVE, "c'est quoi ?") == []
+    assert "START" in only_text(await inbound(sms, RELATIVE, "Arrêt"))
+    assert await inbound(sms, RELATIVE, "STOP") == []
+    assert await inbound(sms, RELATIVE, "c'est quoi ?") == []
     assert (await db.fetchone("SELECT COUNT(*) FROM opt_outs"))[0] == 1
-    assert "STOP" in only_text(await sms.inbound(RELATIVE, "start"))
+    assert "STOP" in only_text(await inbound(sms, RELATIVE, "start"))
     assert (await db.fetchone("SELECT COUNT(*) FROM opt_outs"))[0] == 0
 
 
 async def test_opt_out_keeps_only_the_keyed_hash(db: Database) -> None:
     sms, _ = await invited(db)
-    await sms.inbound(RELATIVE, "STOP")
+    await inbound(sms, RELATIVE, "STOP")
     assert "612345678" not in await db.read(dump_all)
 
 
@@ -106,7 +107,7 @@ def dump_all(conn: sqlite3.Connection) -> str:
 
 async def test_first_reply_makes_the_relative_a_participant(db: Database) -> None:
     sms, member = await invited(db)
-    only_text(await sms.inbound(RELATIVE, "Bonjour"))
+    only_text(await inbound(sms, RELATIVE, "Bonjour"))
     row = await db.fetchone(
         "SELECT id, kind, channel, referrer_id, phone, phone_hash, lang FROM participants"
         " WHERE kind = 'relative'"
@@ -116,37 +117,37 @@ async def test_first_reply_makes_the_relative_a_participant(db: Database) -> Non
     assert row["lang"] == "fr"
     inv = await db.fetchone("SELECT joined_participant_id FROM invitations")
     assert inv[0] == row["id"]
-    await sms.inbound(RELATIVE, "Merci")
+    await inbound(sms, RELATIVE, "Merci")
     assert (await db.fetchone("SELECT COUNT(*) FROM participants"))[0] == 2
 
 
 async def test_stop_as_first_reply_does_not_join(db: Database) -> None:
     sms, _ = await invited(db)
-    await sms.inbound(RELATIVE, "STOP")
+    await inbound(sms, RELATIVE, "STOP")
     assert (await db.fetchone("SELECT COUNT(*) FROM participants"))[0] == 1
 
 
 async def test_uninvited_number_asking_a_question_is_not_a_participant(db: Database) -> None:
     sms = await make_service(db)
-    only_text(await sms.inbound(RELATIVE, "c'est quoi ce programme"))
+    only_text(await inbound(sms, RELATIVE, "c'est quoi ce programme"))
     assert (await db.fetchone("SELECT COUNT(*) FROM participants"))[0] == 0
 
 
 async def test_code_gives_the_relative_their_own_code(db: Database) -> None:
     sms, member = await invited(db, PUBLIC_BASE_URL="https://relais.example.fr")
-    text = only_text(await sms.inbound(RELATIVE, "CODE"))
+    text = only_text(await inbound(sms, RELATIVE, "CODE"))
     row = await db.fetchone("SELECT code, referrer_id FROM participants WHERE kind = 'relative'")
     formatted = codes.format_code(row["code"])
     assert formatted in text and f"https://relais.example.fr/r/{formatted}" in text
     assert row["referrer_id"] == member
-    assert formatted in only_text(await sms.inbound(RELATIVE, "code"))  # same code again
+    assert formatted in only_text(await inbound(sms, RELATIVE, "code"))  # same code again
 
 
 async def test_code_from_an_uninvited_number_creates_an_organic_participant(
     db: Database,
 ) -> None:
     sms = await make_service(db)
-    text = only_text(await sms.inbound(Person("sms", OTHER_MOBILE, ""), "Code"), OTHER_MOBILE)
+    text = only_text(await inbound(sms, Person("sms", OTHER_MOBILE, ""), "Code"), OTHER_MOBILE)
     row = await db.fetchone("SELECT code, referrer_id, channel FROM participants")
     assert codes.format_code(row["code"]) in text
     assert row["referrer_id"] is None and row["channel"] == "sms"
@@ -154,7 +155,7 @@ async def test_code_from_an_uninvited_number_creates_an_organic_participant(
 
 async def test_help(db: Database) -> None:
     sms, _ = await invited(db)
-    text = only_text(await sms.inbound(RELATIVE, "AIDE"))
+    text = only_text(await inbound(sms, RELATIVE, "AIDE"))
     assert "STOP" in text and "CODE" in text
 
 
@@ -181,23 +182,23 @@ class FakeFaq:
 async def test_questions_are_answered_from_the_faq_within_two_segments(db: Database) -> None:
     faq = FakeFaq()
     sms = await make_service(db, faq=faq)
-    text = only_text(await sms.inbound(RELATIVE, "C'est gratuit ?"))
+    text = only_text(await inbound(sms, RELATIVE, "C'est gratuit ?"))
     assert text.startswith("Oui, c'est gratuit") and text.endswith("...")
     assert faq.asked == [("C'est gratuit ?", "fr")]
-    unknown = only_text(await sms.inbound(RELATIVE, "Quel temps fait-il à Brest ?"))
+    unknown = only_text(await inbound(sms, RELATIVE, "Quel temps fait-il à Brest ?"))
     assert "CONSEILLER" in unknown
 
 
 async def test_english_invitation_gets_english_replies(db: Database) -> None:
     sms = await make_service(db)
     await sms.invite(await add_member(db), MOBILE, None, LINK, "en")
-    assert "HELP" in only_text(await sms.inbound(RELATIVE, "what is this?"))
+    assert "HELP" in only_text(await inbound(sms, RELATIVE, "qwxz vbnm"))
 
 
 async def test_asking_for_a_person_notifies_staff(db: Database) -> None:
     notifier = RecordingNotifier()
     sms = await make_service(db, notifier=notifier)
-    only_text(await sms.inbound(RELATIVE, "conseiller"))
+    only_text(await inbound(sms, RELATIVE, "conseiller"))
     [post] = notifier.posts
     assert post.to.kind == "channel" and MOBILE in post.text
     assert (await db.fetchone("SELECT COUNT(*) FROM handoffs"))[0] == 1
@@ -205,8 +206,8 @@ async def test_asking_for_a_person_notifies_staff(db: Database) -> None:
 
 async def test_repeated_message_sid_is_handled_once(db: Database) -> None:
     sms, _ = await invited(db)
-    assert await sms.inbound(RELATIVE, "Bonjour", "SM" + "a" * 32)
-    assert await sms.inbound(RELATIVE, "Bonjour", "SM" + "a" * 32) == []
+    assert await inbound(sms, RELATIVE, "Bonjour", "SM" + "a" * 32)
+    assert await inbound(sms, RELATIVE, "Bonjour", "SM" + "a" * 32) == []
     assert (await db.fetchone("SELECT COUNT(*) FROM inbound_sms"))[0] == 1
 
 

@@ -18,12 +18,15 @@ from sms_support import (
     MOBILE_FORMS,
     Clock,
     add_member,
+    inbound,
     make_service,
     make_settings,
     open_db,
+    web_app_for,
 )
 from twilio.request_validator import RequestValidator
 
+import bot.conversation
 import bot.runner
 import bot.sms.service
 import bot.sms.twilio_transport
@@ -31,10 +34,15 @@ import bot.web
 from bot.ports import Person
 from bot.sms.errors import SmsRefused
 from bot.sms.twilio_transport import TwilioTransport
-from bot.web import create_app
 
 PUBLIC = "https://relais.example.fr"
-LOGGING_MODULES = (bot.sms.service, bot.sms.twilio_transport, bot.web, bot.runner)
+LOGGING_MODULES = (
+    bot.sms.service,
+    bot.sms.twilio_transport,
+    bot.web,
+    bot.runner,
+    bot.conversation,
+)
 
 
 @pytest.fixture
@@ -82,7 +90,7 @@ async def run_everything(tmp_path: Path) -> None:
         await sms.invite(member, MOBILE, "Sarah", LINK, "fr")  # 80 % of the budget: staff alert
         fake.then_unsubscribed()
         await sms.dispatch_due()
-        app = create_app(settings=sms.settings, texts=sms.texts, db=db, sms=sms)
+        app = web_app_for(sms)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             validator = RequestValidator(AUTH_TOKEN)
             for i, body in enumerate(["Bonjour", "CODE", "conseiller", "STOP", "STOP"]):
@@ -105,7 +113,7 @@ async def run_everything(tmp_path: Path) -> None:
                     "X-Twilio-Signature": "forged",
                 },
             )
-        await sms.inbound(Person("sms", "0612345678", ""), "START")
+        await inbound(sms, Person("sms", "0612345678", ""), "START")
     finally:
         await transport.close()
         await db.close()

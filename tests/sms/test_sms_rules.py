@@ -14,6 +14,7 @@ from sms_support import (
     RecordingNotifier,
     RecordingTransport,
     add_member,
+    inbound,
     make_service,
     open_db,
     paris,
@@ -201,7 +202,7 @@ async def test_budget_counts_the_day_a_waiting_message_leaves(db: Database) -> N
 async def test_opted_out_number_is_refused(db: Database) -> None:
     sms = await make_service(db)
     member = await add_member(db)
-    await sms.inbound(Person("sms", MOBILE, ""), "STOP")
+    await inbound(sms, Person("sms", MOBILE, ""), "STOP")
     assert await refused(sms.check_invitation(member, "06.12.34.56.78")) == "sms.opted_out"
     assert await refused(sms.invite(member, MOBILE, None, LINK, "fr")) == "sms.opted_out"
     [row] = await db.fetchall("SELECT phone_hash FROM opt_outs")
@@ -212,7 +213,7 @@ async def test_number_already_a_participant_is_refused(db: Database) -> None:
     sms = await make_service(db, SMS_REINVITE_DAYS="0")
     first, second = await add_member(db, "A"), await add_member(db, "B")
     await sms.invite(first, MOBILE, None, LINK, "fr")
-    await sms.inbound(Person("sms", MOBILE, ""), "Bonjour")
+    await inbound(sms, Person("sms", MOBILE, ""), "Bonjour")
     assert await refused(sms.check_invitation(second, MOBILE)) == "sms.already_member"
 
 
@@ -221,7 +222,7 @@ async def test_opt_out_while_waiting_cancels_the_message(db: Database) -> None:
     transport = RecordingTransport()
     sms = await make_service(db, clock=clock, transport=transport)
     await sms.invite(await add_member(db), MOBILE, None, LINK, "fr")
-    await sms.inbound(Person("sms", MOBILE, ""), "Stop")
+    await inbound(sms, Person("sms", MOBILE, ""), "Stop")
     clock.set(paris(2026, 3, 10, 9, 0))
     assert await sms.dispatch_due() == 0
     assert transport.sent == []

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from sms_support import make_service, make_settings, open_db
+from sms_support import make_service, make_settings, open_db, web_app_for
 
+from bot.bootstrap import cmd_run
 from bot.cli import Context
-from bot.runner import cmd_run, serve_until
-from bot.web import create_app
+from bot.runner import serve_until
 from referrals.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ async def test_serve_until_stop_then_shuts_down(tmp_path: Path) -> None:
     db = await open_db(tmp_path / "t.db")
     try:
         sms = await make_service(db)
-        app = create_app(settings=sms.settings, texts=sms.texts, db=db, sms=sms)
+        app = web_app_for(sms)
         stop = asyncio.Event()
         port = free_port()
         task = asyncio.create_task(serve_until(app, "127.0.0.1", port, stop, sms))

@@ -9,11 +9,20 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from fake_twilio import AUTH_TOKEN
-from sms_support import LINK, MOBILE, Clock, add_member, make_service, paris
+from sms_support import (
+    LINK,
+    MOBILE,
+    Clock,
+    add_member,
+    conversation_for,
+    make_service,
+    paris,
+    web_app_for,
+)
 from twilio.request_validator import RequestValidator
 
 from bot.sms.service import SmsService
-from bot.web import MAX_BODY, create_app
+from bot.web import MAX_BODY
 from referrals.store import Database
 
 PUBLIC = "https://relais.example.fr"
@@ -34,7 +43,7 @@ async def sms(db: Database) -> SmsService:
 
 @pytest.fixture
 async def client(db: Database, sms: SmsService) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(settings=sms.settings, texts=sms.texts, db=db, sms=sms)
+    app = web_app_for(sms)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 
@@ -224,7 +233,7 @@ async def test_unexpected_errors_never_give_a_500(
     async def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(sms, "inbound", boom)
+    monkeypatch.setattr(conversation_for(sms), "text", boom)
     monkeypatch.setattr(sms, "opt_out_token", boom)
     params = inbound("Bonjour")
     status, body = await post(client, "/twilio/sms", params, sign("/twilio/sms", params))
@@ -238,7 +247,7 @@ async def test_unhealthy_database_is_503(
     async def broken(*args: object) -> None:
         raise OSError("disk")
 
-    monkeypatch.setattr(db, "fetchone", broken)
+    monkeypatch.setattr(db, "read", broken)
     response = await client.get("/healthz")
     assert response.status == 503 and (await response.json())["db"] == "error"
 
@@ -249,12 +258,6 @@ async def test_extra_routes_can_be_added(db: Database, sms: SmsService) -> None:
     async def landing(request: web.Request) -> web.Response:
         return web.Response(text=request.match_info["code"])
 
-    app = create_app(
-        settings=sms.settings,
-        texts=sms.texts,
-        db=db,
-        sms=sms,
-        routes=[web.get("/r/{code}", landing)],
-    )
+    app = web_app_for(sms, routes=[web.get("/r/{code}", landing)])
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         assert await (await test_client.get("/r/K7PM-4QXB")).text() == "K7PM-4QXB"

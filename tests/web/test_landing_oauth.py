@@ -348,7 +348,7 @@ async def test_a_relative_joining_through_the_sms_link_counts_the_invitation(
     # is not told a second time.
     before = (await world.services.db.fetchone("SELECT COUNT(*) FROM participants"))[0]
     world.recorder.delivered.clear()
-    replies = await world.services.sms.inbound(Person("sms", RELATIVE, ""), "c'est gratuit ?")
+    replies = await world.services.conversation.text(Person("sms", RELATIVE, ""), "c'est gratuit ?")
     assert [reply.to.kind for reply in replies] == ["sms"]
     after = (await world.services.db.fetchone("SELECT COUNT(*) FROM participants"))[0]
     assert after == before

@@ -23,17 +23,17 @@ FORM = {"prenom": "Inès", "telephone": MOBILE, "consentement": "oui"}
 
 
 @pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[App]:
-    services = await open_services(tmp_path, Recorder(), PUBLIC_BASE_URL=PUBLIC)
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def services(tmp_path: Path, recorder: Recorder) -> AsyncIterator[App]:
+    services = await open_services(tmp_path, recorder, PUBLIC_BASE_URL=PUBLIC)
     try:
         yield services
     finally:
         await services.close()
-
-
-@pytest.fixture
-def recorder(services: App) -> Recorder:
-    return services.conversation.notifier  # type: ignore[return-value]
 
 
 @pytest.fixture

@@ -70,8 +70,13 @@ def make_app(
 ) -> web.Application:
     """The web app of ``relais serve`` with the landing routes."""
     app = create_app(
-        settings=services.settings, texts=services.texts, db=services.db, sms=services.sms
-    )  # type: ignore[arg-type]
+        settings=services.settings,
+        texts=services.texts,
+        db=services.db,
+        sms=services.sms,
+        conversation=services.conversation,
+        router=services.router,
+    )
     setup_landing(
         app,
         conversation=services.conversation,

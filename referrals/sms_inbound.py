@@ -1,85 +1,53 @@
-"""Inbound SMS: keywords (any case, accents optional) and the one transaction an inbound message is.
+"""Inbound SMS in the domain: the provider's message ids (a repeated one is handled once), the
+opt-out list, and the one transaction an inbound message is (opt-out, opt-in, a relative joining).
 
-The transaction records the provider's MessageSid (a repeated one is handled once), applies an
-opt-out or opt-in, and turns an invited relative's first reply into a participant.
+The SMS adapter only parses the webhook and calls ``seen_message``; the brain (``Conversation``)
+calls ``record_inbound`` with the keyword command it recognised.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import unicodedata
 from dataclasses import dataclass
-from enum import Enum
 
 from referrals.service import by_phone_hash, insert_participant, log_event
 
 
-class Keyword(Enum):
-    """What an inbound message asks for, when it is a keyword."""
-
-    STOP = "stop"
-    START = "start"
-    HELP = "help"
-    CODE = "code"
-    PERSON = "person"
-
-
-# Folded forms (upper case, no accents, punctuation as spaces). Twilio's own opt-out keywords are
-# included: a number that sends them is opted out at Twilio too, so we must agree.
-_KEYWORDS: dict[str, Keyword] = {
-    **dict.fromkeys(
-        (
-            "STOP",
-            "STOP SMS",
-            "STOPSMS",
-            "STOP ALL",
-            "STOPALL",
-            "ARRET",
-            "ARRETE",
-            "ARRETER",
-            "ARRET SMS",
-            "DESABONNER",
-            "DESABONNEMENT",
-            "DESINSCRIRE",
-            "DESINSCRIPTION",
-            "UNSUBSCRIBE",
-            "CANCEL",
-            "END",
-            "QUIT",
-            "REVOKE",
-            "OPTOUT",
-            "OPT OUT",
-        ),
-        Keyword.STOP,
-    ),
-    **dict.fromkeys(("START", "UNSTOP", "REPRENDRE"), Keyword.START),
-    **dict.fromkeys(("AIDE", "HELP", "INFO", "INFOS"), Keyword.HELP),
-    **dict.fromkeys(("CODE", "MON CODE", "MY CODE"), Keyword.CODE),
-    **dict.fromkeys(
-        ("CONSEILLER", "CONSEILLERE", "HUMAIN", "PERSONNE", "RAPPEL", "AGENT", "HUMAN"),
-        Keyword.PERSON,
-    ),
-}
+def seen_message(conn: sqlite3.Connection, message_sid: str, at: str) -> bool:
+    """Record a provider message id; True when it was already handled (a provider retry)."""
+    try:
+        conn.execute("INSERT INTO inbound_sms (message_sid, at) VALUES (?, ?)", (message_sid, at))
+    except sqlite3.IntegrityError:
+        return True
+    return False
 
 
-def fold(text: str) -> str:
-    """Upper case, accents removed, punctuation as spaces, spaces collapsed."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
-    return " ".join(re.sub(r"[^0-9A-Z]+", " ", plain).split())
+def refused_sender(conn: sqlite3.Connection, reason: str, at: str) -> None:
+    """Count an inbound SMS that gets no reply (not a mobile of an allowed country)."""
+    log_event(conn, "sms_sender_refused", at=at, reason=reason)
 
 
-def classify(text: str) -> Keyword | None:
-    """The keyword an inbound message is, if the whole message is one."""
-    return _KEYWORDS.get(fold(text))
+def known_lang(conn: sqlite3.Connection, phone_hash: str) -> str | None:
+    """The language a number is known in: its participant's, else its latest invitation's."""
+    row = conn.execute(
+        "SELECT lang FROM participants WHERE phone_hash = ? AND lang IS NOT NULL"
+        " UNION ALL SELECT * FROM (SELECT lang FROM invitations WHERE phone_hash = ?"
+        " AND lang IS NOT NULL ORDER BY id DESC LIMIT 1) LIMIT 1",
+        (phone_hash, phone_hash),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def is_opted_out(conn: sqlite3.Connection, phone_hash: str) -> bool:
+    """Whether the number (keyed hash) is on the opt-out list."""
+    found = conn.execute("SELECT 1 FROM opt_outs WHERE phone_hash = ?", (phone_hash,)).fetchone()
+    return found is not None
 
 
 @dataclass(frozen=True)
 class InboundState:
     """What the inbound transaction decided."""
 
-    duplicate: bool = False
     silent: bool = False  # opted out: say nothing
     stopped: bool = False  # just opted out: confirm once
     started: bool = False  # just opted back in
@@ -95,18 +63,15 @@ class InboundState:
 def record_inbound(
     conn: sqlite3.Connection,
     phone_hash: str,
-    message_sid: str | None,
-    keyword: Keyword | None,
+    keyword: str | None,
     at: str,
+    via: str = "keyword",
 ) -> InboundState:
-    """One inbound message, in one transaction (see the module docstring)."""
-    if message_sid:
-        try:
-            conn.execute(
-                "INSERT INTO inbound_sms (message_sid, at) VALUES (?, ?)", (message_sid, at)
-            )
-        except sqlite3.IntegrityError:
-            return InboundState(duplicate=True)
+    """One inbound message, in one transaction: opt-out or opt-in, an invited relative's first
+    reply (not an opt-out) makes them a participant, ``code`` from a stranger makes one too.
+
+    ``keyword`` is the brain's SMS keyword command (``stop``, ``start``, ``code``...) or None.
+    """
     opted_out = (
         conn.execute("SELECT 1 FROM opt_outs WHERE phone_hash = ?", (phone_hash,)).fetchone()
         is not None
@@ -132,7 +97,7 @@ def record_inbound(
         lang = invitation["lang"]
     invitation_id = invitation["id"] if invitation else None
 
-    if keyword is Keyword.STOP:
+    if keyword == "stop":
         if opted_out:
             return InboundState(silent=True)
         opt_out(conn, phone_hash, at)
@@ -141,12 +106,12 @@ def record_inbound(
             "sms_opted_out",
             participant.id if participant else None,
             at=at,
-            via="keyword",
+            via=via,
             invitation=invitation_id,
         )
         return InboundState(stopped=True, lang=lang)
     started = False
-    if keyword is Keyword.START:
+    if keyword == "start":
         if opted_out:
             conn.execute("DELETE FROM opt_outs WHERE phone_hash = ?", (phone_hash,))
             log_event(conn, "sms_opted_in", participant.id if participant else None, at=at)
@@ -187,13 +152,20 @@ def record_inbound(
         ).fetchone()
         if member is not None:
             member_discord_id, member_lang, first_name = member[0], member[1], member[2]
-    elif participant is None and keyword is Keyword.CODE:
+    elif participant is None and keyword == "code":
         # Someone who was not invited (a poster, a friend passing the number on) asks for a code
         # to bring others: they become an organic participant reached by SMS.
         participant = insert_participant(
             conn, joined_at=at, channel="sms", phone_hash=phone_hash, lang=lang
         )
         joined = True
+    if participant is not None:
+        # Activity (retention reads it), at most once a day: keywords are never screened.
+        conn.execute(
+            "UPDATE participants SET last_seen_at = ? WHERE id = ?"
+            " AND (last_seen_at IS NULL OR substr(last_seen_at, 1, 10) != substr(?, 1, 10))",
+            (at, participant.id, at),
+        )
     return InboundState(
         started=started,
         lang=lang,

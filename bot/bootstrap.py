@@ -1,0 +1,276 @@
+"""The composition root: the one place that builds and wires every service (SPEC §1).
+
+``build_app`` opens the database and builds texts, the FAQ engine, the SMS service, the delivery
+router and the conversation engine; the three long-running commands differ only in the channels
+they attach to the router and the adapters they start:
+
+- ``relais run``: Discord (gateway, DMs, staff channel), the web server, the SMS worker;
+- ``relais serve``: the web server and the SMS worker; Discord-bound replies wait in the outbox;
+- ``relais console``: the printing transport for every channel.
+
+Only this module and ``bot.cli`` import adapters of several channels (an architecture test
+checks it). A new channel plugs in here: one adapter module, one ``Channel`` value in
+``bot.ports``, one ``router.attach`` line; the brain does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import discord
+
+from bot import console, discord_app
+from bot.context import CliError, Context
+from bot.conversation import Conversation
+from bot.delivery import Deliverer, DeliveryRouter
+from bot.faq import FaqEngine
+from bot.landing import setup_landing
+from bot.logging import get_logger
+from bot.maintenance import maintenance_loop
+from bot.ports import InviteMaker, Reply, SmsTransport, StaffNotifier
+from bot.runner import SHUTDOWN_TIMEOUT, NoTransport, install_stop_signals, serve_until
+from bot.settings import Settings
+from bot.sms.service import SmsService
+from bot.sms.twilio_transport import TwilioTransport
+from bot.texts import MESSAGES_DIR, Texts
+from bot.web import create_app
+from referrals.service import ReferralService
+from referrals.store import Database
+
+log = get_logger(__name__)
+
+OUTBOX_READY_TIMEOUT = 120.0  # seconds to wait for the gateway before the first outbox flush
+
+
+@dataclass
+class App:
+    """The services of one running Relais."""
+
+    settings: Settings
+    db: Database
+    texts: Texts
+    referrals: ReferralService
+    faq: FaqEngine
+    sms: SmsService
+    conversation: Conversation
+    router: DeliveryRouter
+
+    async def close(self) -> None:
+        """Close the database (checkpointing the WAL)."""
+        await self.db.close()
+
+
+class NotifierDelivery:
+    """A plain staff notifier used as the router's ``channel`` deliverer (tests, tools)."""
+
+    def __init__(self, notifier: StaffNotifier) -> None:
+        self.notifier = notifier
+
+    async def deliver(self, reply: Reply) -> bool:
+        """Hand the post to the notifier."""
+        await self.notifier.notify_staff(reply)
+        return True
+
+
+async def build_app(
+    settings: Settings,
+    db_path: Path,
+    *,
+    transport: SmsTransport,
+    notifier: StaffNotifier | None = None,
+    invites: InviteMaker | None = None,
+    channels: dict[str, Deliverer] | None = None,
+    messages_dir: Path = MESSAGES_DIR,
+) -> App:
+    """Open the database and build the services around it.
+
+    ``channels`` are the router's deliverers by target kind; ``notifier`` (a shortcut kept for
+    tools and tests) becomes the ``channel`` deliverer.
+    """
+    texts = Texts(messages_dir, default_lang=settings.lang)
+    db = await Database.open(db_path)
+    try:
+        faq = FaqEngine.load(messages_dir, lang=settings.lang)
+        referrals = ReferralService(db)
+        router = DeliveryRouter(db)
+        for kind, deliverer in (channels or {}).items():
+            router.attach(kind, deliverer)
+        if notifier is not None:
+            router.attach("channel", NotifierDelivery(notifier))
+        sms = SmsService(db, settings, texts, transport, router)
+        await sms.start()
+    except BaseException:
+        await db.close()
+        raise
+    conversation = Conversation(
+        settings=settings,
+        texts=texts,
+        referrals=referrals,
+        faq=faq,
+        sms=sms,
+        notifier=router,
+        invites=invites,
+    )
+    return App(settings, db, texts, referrals, faq, sms, conversation, router)
+
+
+def sms_transport(settings: Settings) -> SmsTransport:
+    """Twilio when configured, else the transport that keeps everything queued."""
+    if settings.twilio_configured:
+        return TwilioTransport(settings)
+    log.warning("twilio_not_configured")
+    return NoTransport()
+
+
+async def _close_transport(transport: SmsTransport) -> None:
+    if isinstance(transport, TwilioTransport):
+        await transport.close()
+
+
+def web_app(app: App) -> Any:
+    """The aiohttp application: Twilio webhooks, opt-out links, health, the landing page."""
+    web = create_app(
+        settings=app.settings,
+        texts=app.texts,
+        db=app.db,
+        sms=app.sms,
+        conversation=app.conversation,
+        router=app.router,
+    )
+    setup_landing(web, conversation=app.conversation, deliver=app.router.deliver)
+    return web
+
+
+# ---------------------------------------------------------------- relais serve
+
+
+async def cmd_serve(ctx: Context) -> int:
+    """``relais serve [--host H] [--port P]``: the web server only, no Discord."""
+    settings = ctx.settings
+    if not settings.public_base_url:
+        print(ctx.t("sms.public_url_missing"), file=sys.stderr)
+    transport = sms_transport(settings)
+    app = await build_app(settings, ctx.db_path, transport=transport)
+    try:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        worker_sms = app.sms if settings.twilio_configured else None
+        # Retention, backups and burst alerts; it ends with ``stop`` (after the site).
+        maintenance = asyncio.create_task(maintenance_loop(app, stop))
+        await serve_until(web_app(app), ctx.args.host, ctx.args.port, stop, worker_sms)
+        await maintenance
+    finally:
+        await _close_transport(transport)
+        await app.close()
+    return 0
+
+
+# ---------------------------------------------------------------- relais run
+
+
+async def _flush_when_ready(bot: discord_app.RelaisBot, router: DeliveryRouter) -> None:
+    """What waited in the outbox (``relais serve``, a gateway outage) leaves once connected."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(OUTBOX_READY_TIMEOUT):
+            await bot.wait_until_ready()
+            await router.flush()
+
+
+async def cmd_run(ctx: Context) -> int:
+    """``relais run``: the Discord gateway, the web server and the SMS worker until SIGTERM."""
+    ctx.settings.require("DISCORD_TOKEN")
+    return await run_bot(ctx)
+
+
+async def run_bot(ctx: Context) -> int:
+    """``relais run``: the gateway, the web server and the SMS worker until SIGTERM."""
+    settings = ctx.settings
+    settings.require("DISCORD_TOKEN")
+    transport = sms_transport(settings)
+    notifier = discord_app.DiscordNotifier(settings)
+    invites = discord_app.DiscordInviteMaker(settings)
+    app = await build_app(settings, ctx.db_path, transport=transport, invites=invites)
+    bot = discord_app.RelaisBot(settings, app, dev_sync=settings.dev_sync, notifier=notifier)
+    invites.bind(bot)
+    delivery = discord_app.DiscordDelivery(bot)
+    app.router.attach("discord", delivery)
+    app.router.attach("channel", delivery)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    host = getattr(ctx.args, "host", None) or "127.0.0.1"
+    port = getattr(ctx.args, "port", None)
+    port = 8080 if port is None else port
+    try:
+        async with bot:
+            web = asyncio.create_task(serve_until(web_app(app), host, port, stop, app.sms))
+            maintenance = asyncio.create_task(maintenance_loop(app, stop))
+            gateway = asyncio.create_task(bot.start(settings.discord_token or ""))
+            flush = asyncio.create_task(_flush_when_ready(bot, app.router))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({web, gateway, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("shutting_down")
+            stop.set()
+            flush.cancel()
+            await bot.close()
+            for task in (web, gateway, stopping, maintenance, flush):
+                try:
+                    async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                        await asyncio.shield(task)
+                except TimeoutError:
+                    task.cancel()
+                except BaseException:
+                    pass  # the gateway's failure is read just below; the flush was cancelled
+            failure = gateway.exception() if gateway.done() and not gateway.cancelled() else None
+            if isinstance(failure, discord.LoginFailure):
+                raise CliError(ctx.t("discord.bad_token"))
+            if isinstance(failure, discord.PrivilegedIntentsRequired):
+                raise CliError(ctx.t("discord.intents_refused"))
+            if failure is not None:
+                raise CliError(ctx.t("discord.cannot_connect", reason=type(failure).__name__))
+            web_failure = web.exception() if web.done() and not web.cancelled() else None
+            if web_failure is not None:
+                log.error("web_server_failed", exc_info=web_failure)
+                return 1
+    finally:
+        app.router.detach("discord")
+        app.router.detach("channel")
+        await _close_transport(transport)
+        await app.close()
+    return 0
+
+
+# ---------------------------------------------------------------- relais console
+
+
+async def run_console(
+    settings: Settings, db_path: Path, stdin: TextIO, stdout: TextIO, interactive: bool
+) -> int:
+    """``relais console``: every channel is the printing transport."""
+    output = console.ConsoleOutput(
+        stdout, db_path.parent / "relais-files", settings.discord_staff_channel
+    )
+    app = await build_app(
+        settings,
+        db_path,
+        transport=output,
+        invites=output,
+        channels={"discord": output, "channel": output, "sms": output},
+    )
+    try:
+        return await console.console_loop(
+            app.conversation, app.sms, output, settings, stdin, interactive
+        )
+    finally:
+        await app.close()
+
+
+async def cmd_console(ctx: Context) -> int:
+    """``relais console``."""
+    return await run_console(
+        ctx.settings, ctx.db_path, sys.stdin, sys.stdout, interactive=sys.stdin.isatty()
+    )

@@ -1,0 +1,189 @@
+"""Parity at the wire: one story through the console, and through signed Twilio webhooks into the
+real aiohttp app (the member's side through the same conversation calls the Discord cogs make).
+
+Both runs must leave the same rows and send the relative the same replies (texts may differ only
+in channel formatting: TwiML escaping), and the member's "a répondu" notice arrives in both.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from console_session import Story
+from twilio.request_validator import RequestValidator
+
+from bot.bootstrap import build_app, web_app
+from bot.ports import Person, Reply
+from bot.settings import Settings, parse_quiet_hours
+from referrals.store import Database
+
+PUBLIC = "https://relais.example.fr"
+TOKEN = "twilio-auth-token-for-tests"
+RELATIVE = "+33612345678"
+QUESTIONS = ["c'est gratuit ?", "il faut quel âge ?"]
+STORY = [
+    ("member", "/inviter 06 12 34 56 78 Sarah"),
+    ("member", "oui"),
+    *[("relative", q) for q in QUESTIONS],
+    *[("relative", "CONSEILLER")] * 3,
+    *[("relative", f"et pour le permis de conduire, question {i} ?") for i in range(10)],
+    ("relative", "STOP"),
+]
+
+
+class FixedClock:
+    def __call__(self) -> datetime:
+        return datetime(2026, 3, 9, 11, 0, tzinfo=UTC)
+
+
+@dataclass
+class Recording:
+    delivered: list[Reply] = field(default_factory=list)
+
+    async def deliver(self, reply: Reply) -> bool:
+        self.delivered.append(reply)
+        return True
+
+
+def settings() -> Settings:
+    return replace(
+        Settings(),
+        sms_quiet_hours=parse_quiet_hours(""),
+        public_base_url=PUBLIC,
+        twilio_auth_token=TOKEN,
+    )
+
+
+def printed(output: str) -> list[tuple[str, str]]:
+    """The console's messages: (recipient, text), continuation lines joined."""
+    messages: list[tuple[str, str]] = []
+    for line in output.splitlines():
+        if line.startswith("  ") and messages:
+            who, text = messages[-1]
+            messages[-1] = (who, text + "\n" + line[2:])
+        elif " <- " in line:
+            who, _, text = line.partition(" <- ")
+            messages.append((who, text))
+    return messages
+
+
+async def snapshot(db: Database) -> dict[str, Any]:
+    """What the story left, without ids, times, tokens or keyed hashes."""
+
+    async def rows(sql: str) -> list[tuple[Any, ...]]:
+        return sorted((tuple(row) for row in await db.fetchall(sql)), key=repr)
+
+    return {
+        "participants": await rows(
+            "SELECT kind, channel, referrer_id IS NOT NULL, lang, display_name,"
+            " last_seen_at IS NOT NULL FROM participants"
+        ),
+        "invitations": await rows(
+            "SELECT status, first_name, lang, joined_participant_id IS NOT NULL FROM invitations"
+        ),
+        "handoffs": await rows("SELECT participant_id IS NOT NULL, text, status FROM handoffs"),
+        "questions": await rows("SELECT lang, text, entry_id, answered FROM questions"),
+        "opt_outs": await rows("SELECT COUNT(*) FROM opt_outs"),
+        "outbound": await rows(
+            # An invitation's text holds its random link token: compared for replies only.
+            "SELECT purpose, status, CASE WHEN purpose = 'reply' THEN body END FROM outbound_sms"
+        ),
+        "outbox": await rows("SELECT target_kind, body FROM outbox"),
+        "events": sorted(Counter(r[0] for r in await rows("SELECT kind FROM events")).items()),
+    }
+
+
+async def through_the_console(tmp_path: Path) -> tuple[list[list[str]], list[str], dict[str, Any]]:
+    story = await Story.open(tmp_path, "console.db", **vars_of(settings()))
+    story.app.conversation.guard.clock = FixedClock()
+    replies: list[list[str]] = []
+    notices: list[str] = []
+    try:
+        for who, line in STORY:
+            prefix = "discord:kevin" if who == "member" else f"sms:{RELATIVE}"
+            messages = printed(await story.say(f"{prefix} {line}"))
+            if who == "relative":
+                replies.append([text for to, text in messages if to == f"sms:{RELATIVE}"])
+                notices += [text for to, text in messages if to == "discord:kevin"]
+        return replies, notices, await snapshot(story.app.db)
+    finally:
+        await story.close()
+
+
+def vars_of(value: Settings) -> dict[str, Any]:
+    return {
+        "public_base_url": value.public_base_url,
+        "twilio_auth_token": value.twilio_auth_token,
+    }
+
+
+async def through_the_webhook(tmp_path: Path) -> tuple[list[list[str]], list[str], dict[str, Any]]:
+    discord = Recording()
+    sent: list[tuple[str, str]] = []
+
+    class Transport:
+        async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+            sent.append((to, body))
+            return f"SM{len(sent):032d}"
+
+    app = await build_app(
+        settings(),
+        tmp_path / "webhook.db",
+        transport=Transport(),
+        invites=None,
+        channels={"discord": discord, "channel": discord},
+    )
+    app.conversation.guard.clock = FixedClock()
+    client: TestClient[Any, Any] = TestClient(TestServer(web_app(app), host="127.0.0.1"))
+    await client.start_server()
+    member = Person("discord", "kevin", "kevin")
+    replies: list[list[str]] = []
+    try:
+        for number, (who, line) in enumerate(STORY):
+            if who == "member":
+                # What the Discord cogs do: the conversation call, then delivery of the replies.
+                await app.router.deliver(
+                    [r for r in await app.conversation.text(member, line) if r.to.id != "kevin"]
+                )
+                await app.sms.dispatch_due()
+                continue
+            params = {"MessageSid": f"SM{number:032d}", "From": RELATIVE, "Body": line}
+            signature = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/sms", params)
+            response = await client.post(
+                "/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}
+            )
+            assert response.status == 200
+            body = await response.text()
+            replies.append(
+                [html.unescape(m) for m in re.findall(r"<Message>(.*?)</Message>", body, re.S)]
+            )
+        assert [to for to, _body in sent] == [RELATIVE]  # the invitation
+        notices = [r.text for r in discord.delivered if r.to.kind == "discord"]
+        return replies, notices, await snapshot(app.db)
+    finally:
+        await client.close()
+        await app.close()
+
+
+async def test_the_same_story_through_the_console_and_the_webhook(tmp_path: Path) -> None:
+    console_replies, console_notices, console_rows = await through_the_console(tmp_path)
+    webhook_replies, webhook_notices, webhook_rows = await through_the_webhook(tmp_path)
+    assert webhook_replies == console_replies
+    assert webhook_rows == console_rows
+    # The story itself, so that two equally broken runs cannot pass.
+    assert len(console_notices) == 1 and "Sarah" in console_notices[0]
+    assert webhook_notices == console_notices
+    answered = [bool(r) for r in console_replies]
+    assert answered[:2] == [True, True]  # two questions
+    assert answered[2:5] == [True, True, True]  # CONSEILLER: two hand-offs, then "already sent"
+    assert sum(answered[5:15]) == 4  # the flood: 6 questions a minute, 2 already asked
+    assert answered[15] is True  # STOP is confirmed
+    assert len(console_rows["handoffs"]) == 2
+    assert console_rows["opt_outs"] == [(1,)]
