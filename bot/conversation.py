@@ -412,7 +412,11 @@ class Conversation:
                 answer = self.faq.answer(text, turn.lang)
             await self._store_question(turn.state.participant_id, turn.lang, text, answer)
             if answer.id:
-                return [Reply(Target.of(person), self.faq.short_answer(answer.id, turn.lang))]
+                # The message's own language; a sender who is not a member is addressed as "vous".
+                lang = getattr(answer, "lang", turn.lang) or turn.lang
+                audience = "relative" if turn.state.participant_id is None else "youth"
+                text = self.faq.short_answer(answer.id, lang, audience)
+                return [Reply(Target.of(person), text)]
         except Exception:
             log.exception("sms_faq_failed")
         return [self.reply(person, "sms.unknown", turn.lang)]

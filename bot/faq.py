@@ -70,8 +70,10 @@ MARGIN = 0.1
 SUGGESTION_P = 0.08
 WHOLE_WEIGHT = 2.0  # weight of the whole message against each of its sentences
 QUESTION_WEIGHT = 2.0  # weight of a sentence that asks something, against context
-LANG_SWITCH = 0.8
-LONG_STRATEGY = "whole-first"  # whole message if clear, else its first clear question  # probability of the other language needed to answer in it
+LANG_SWITCH = 0.8  # probability of the other language needed to answer in it
+# How a long message is read: "whole-first" (the whole message when it is clear, else its first
+# clear question), "first", "best" (most confident question) or "combined" (weighted average).
+LONG_STRATEGY = "whole-first"
 # Weight of the best single example against whole-entry coverage in the final score.
 EXAMPLE_WEIGHT = 0.5
 # How many times a keyword or title word counts compared with a word seen in one example.
