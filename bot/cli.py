@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--cv", action="store_true", help="cross-validate, holding out whole example styles"
     )
-    check.add_argument("--method", choices=("logreg", "svm", "lexical"), default="logreg")
+    check.add_argument("--method", choices=("sgd", "logreg", "svm", "lexical"))
     check.add_argument("--mistakes", action="store_true", help="list the questions missed")
     check.set_defaults(handler=_lazy("bot.faq_cli", "cmd_faq_check"))
     sms = sub.add_parser("sms", help="SMS tools")

@@ -19,6 +19,7 @@ from jinja2 import meta, nodes
 from rapidfuzz import fuzz, process
 
 from bot.faq_model import (
+    DEFAULT_METHOD,
     OUT,
     LangModel,
     TopicModel,
@@ -65,7 +66,7 @@ THRESHOLD = 0.40
 SUGGESTION_FLOOR = 0.12
 MAX_SUGGESTIONS = 3
 # The classifier answers when its probability and its lead over the runner-up are high enough.
-THRESHOLD_P = 0.4
+THRESHOLD_P = 0.6
 MARGIN = 0.1
 SUGGESTION_P = 0.08
 WHOLE_WEIGHT = 2.0  # weight of the whole message against each of its sentences
@@ -941,7 +942,7 @@ def _load_all(
 
 def _train(
     indexes: dict[str, _LangIndex],
-    method: str = "logreg",
+    method: str = DEFAULT_METHOD,
     without: frozenset[str] = frozenset(),
     out_keep: Callable[[int], bool] | None = None,
 ) -> LangModel | None:
@@ -1005,10 +1006,11 @@ class FaqEngine:
         messages_dir: Path,
         facts_path: Path | None = None,
         lang: str = "en",
-        method: str = "logreg",
+        method: str = DEFAULT_METHOD,
     ) -> FaqEngine:
         """Load, index and train on messages/<lang>/faq; raise KnowledgeBaseError (its problems
-        in ``lang``) on any invalid file. ``method`` is ``logreg``, ``svm`` or ``lexical``."""
+        in ``lang``) on any invalid file. ``method`` is ``sgd``, ``logreg``, ``svm`` or
+        ``lexical`` (the matcher before issue 16, for comparison)."""
         indexes, problems = _load_all(Path(messages_dir), facts_path, lang)
         if problems:
             raise KnowledgeBaseError(problems)
@@ -1019,7 +1021,7 @@ class FaqEngine:
         self,
         styles: Iterable[str] = (),
         out_keep: Callable[[int], bool] | None = None,
-        method: str = "logreg",
+        method: str = DEFAULT_METHOD,
     ) -> FaqEngine:
         """A copy trained without some example styles (and only the traps ``out_keep`` keeps),
         for cross-validation."""

@@ -14,6 +14,7 @@ from bot.faq import (
     faq_ask_command,
     pending_facts,
 )
+from bot.faq_model import DEFAULT_METHOD
 from bot.texts import MESSAGES_DIR
 
 
@@ -54,7 +55,7 @@ async def cmd_faq_check(ctx: Any) -> int:
     from bot.cli import CliError
     from bot.faq_eval import cross_validate, evaluate, format_report, read_questions
 
-    method = getattr(ctx.args, "method", "logreg") or "logreg"
+    method = getattr(ctx.args, "method", None) or DEFAULT_METHOD
     engine = await asyncio.to_thread(FaqEngine.load, MESSAGES_DIR, None, lang, method)
     reports = []
     if eval_path:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.faq import EXAMPLE_STYLES, FaqEngine
+from bot.faq_model import DEFAULT_METHOD
 
 
 @dataclass
@@ -103,7 +104,7 @@ def evaluate(engine: FaqEngine, rows: Iterable[dict[str, Any]], stored_lang: str
     return report
 
 
-def cross_validate(engine: FaqEngine, method: str = "logreg", folds: int = 4) -> Report:
+def cross_validate(engine: FaqEngine, method: str = DEFAULT_METHOD, folds: int = 4) -> Report:
     """Hold each style of examples out of training in turn and test on it; the out-of-scope
     traps are split into ``folds`` parts, each tested with a model trained on the others."""
     report = Report()

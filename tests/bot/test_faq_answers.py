@@ -235,8 +235,8 @@ def test_dev_set_1_regression(engine: FaqEngine) -> None:
 @pytest.mark.skipif(not DEV2.exists(), reason="shared dev set not available")
 def test_dev_set_2_regression(engine: FaqEngine) -> None:
     in_scope, out_scope, wrong = _rates(engine, DEV2)
-    # Measured 86.5% / 92% / 6.8% (before issue 16: 41.2% / 90% / 5%).
-    assert in_scope >= 0.83 and out_scope >= 0.88 and wrong <= 0.09
+    # Measured 83.5% / 92% / 5.9% (before issue 16: 41.2% / 90% / 5%).
+    assert in_scope >= 0.80 and out_scope >= 0.88 and wrong <= 0.08
 
 
 def test_faq_check_eval_prints_figures_by_style_and_topic(
