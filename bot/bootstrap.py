@@ -20,11 +20,9 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import discord
-
-from bot import console, discord_app
+from bot import console
 from bot.context import CliError, Context
 from bot.conversation import Conversation
 from bot.delivery import Deliverer, DeliveryRouter
@@ -41,6 +39,9 @@ from bot.texts import MESSAGES_DIR, Texts
 from bot.web import create_app
 from referrals.service import ReferralService
 from referrals.store import Database
+
+if TYPE_CHECKING:
+    from bot.discord_app import RelaisBot
 
 log = get_logger(__name__)
 
@@ -173,7 +174,7 @@ async def cmd_serve(ctx: Context) -> int:
 # ---------------------------------------------------------------- relais run
 
 
-async def _flush_when_ready(bot: discord_app.RelaisBot, router: DeliveryRouter) -> None:
+async def _flush_when_ready(bot: RelaisBot, router: DeliveryRouter) -> None:
     """What waited in the outbox (``relais serve``, a gateway outage) leaves once connected."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(OUTBOX_READY_TIMEOUT):
@@ -189,6 +190,12 @@ async def cmd_run(ctx: Context) -> int:
 
 async def run_bot(ctx: Context) -> int:
     """``relais run``: the gateway, the web server and the SMS worker until SIGTERM."""
+    # Discord is loaded by ``relais run`` only: ``serve`` and ``console`` start faster without
+    # it (no cycle hides here: the architecture test checks function-level imports too).
+    import discord
+
+    from bot import discord_app
+
     settings = ctx.settings
     settings.require("DISCORD_TOKEN")
     transport = sms_transport(settings)

@@ -668,7 +668,12 @@ class Conversation:
         participant = await self.member(person)
         link = await self.personal_link(participant)
         outcome = await self.sms.invite(
-            participant.id, data["number"], data.get("first_name"), link, lang
+            participant.id,
+            data["number"],
+            data.get("first_name"),
+            link,
+            lang,
+            sender_name=data.get("sender_name"),
         )
         await self.guard.saw(participant.id)
         replies: list[Reply] = []

@@ -327,8 +327,12 @@ def _check_twilio(
         report.add("sms", Level.OK, "sender_service", sid=service)
     if one_way:
         _check_stop_line(settings, report)
+        report.add("sms", Level.OK, "opt_out_mode_one_way")
     else:
         report.add("sms", Level.OK, "stop_keyword")
+        # Which opt-out answers STOP (issue 17): Twilio's own, mirrored by Relais (OptOutType).
+        key = "opt_out_mode_service" if service else "opt_out_mode_default"
+        report.add("sms", Level.OK, key)
 
 
 def _check_sender_number(number: str, report: Report) -> bool:

@@ -103,6 +103,7 @@ class Settings:
     sms_invites_per_member_per_day: int = 3
     sms_daily_budget: int = 200
     sms_reinvite_days: int = 180
+    department: str | None = None  # RELAIS_DEPARTMENT: "44", "57", "2A"... (its own holidays)
     programme_name: str = "Relais"
     dev_sync: bool = False  # sync the slash commands to DISCORD_GUILD_ID at each start
     retention_inactive_days: int = 1095
@@ -166,6 +167,7 @@ _ATTRIBUTE = {
     "SMS_INVITES_PER_MEMBER_PER_DAY": "sms_invites_per_member_per_day",
     "SMS_DAILY_BUDGET": "sms_daily_budget",
     "SMS_REINVITE_DAYS": "sms_reinvite_days",
+    "RELAIS_DEPARTMENT": "department",
     "RELAIS_PROGRAMME_NAME": "programme_name",
     "RELAIS_DEV_SYNC": "dev_sync",
     "DISCORD_CLIENT_ID": "discord_client_id",
@@ -242,6 +244,12 @@ def load_settings(
         if not regions or any(not re.fullmatch(r"[A-Z]{2}", r) for r in regions):
             raise ConfigError("config.bad_value", name="SMS_ALLOWED_COUNTRIES", value=value)
         kwargs["sms_allowed_countries"] = regions
+    if (value := get("RELAIS_DEPARTMENT")) is not None:
+        if not re.fullmatch(
+            r"0[1-9]|1\d|2[1-9]|[3-8]\d|9[0-5]|2[AB]|97[1-8]|98[6-8]", value.upper()
+        ):
+            raise ConfigError("config.bad_value", name="RELAIS_DEPARTMENT", value=value)
+        kwargs["department"] = value.upper()
     if "SMS_QUIET_HOURS" in values:
         kwargs["sms_quiet_hours"] = parse_quiet_hours(values["SMS_QUIET_HOURS"])
     for name in ("SMS_INVITES_PER_MEMBER_PER_DAY", "SMS_DAILY_BUDGET", "SMS_REINVITE_DAYS"):

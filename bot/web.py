@@ -121,6 +121,13 @@ async def twilio_sms(request: web.Request) -> web.Response:
     if not sender or (message_sid is not None and not _SID_RE.fullmatch(message_sid)):
         raise web.HTTPBadRequest(text="bad request")
     text = form.get("Body", "")[:MAX_SMS_TEXT]
+    # Twilio's own opt-out handling (default or Advanced Opt-Out) already answered STOP, START or
+    # HELP in its words: Relais mirrors STOP and START in its list and never replies a second time.
+    provider_opt_out = (form.get("OptOutType") or "").strip().upper()
+    if provider_opt_out == "HELP":
+        return web.Response(text=EMPTY_TWIML, content_type="application/xml")
+    if provider_opt_out in ("STOP", "START"):
+        text = provider_opt_out  # "UNSUBSCRIBE", "YES"... are Twilio's keywords, not ours
     conversation = request.app[CONVERSATION]
     if message_sid and await request.app[DB].write(seen_message, message_sid, now_iso()):
         return web.Response(text=EMPTY_TWIML, content_type="application/xml")
@@ -130,7 +137,8 @@ async def twilio_sms(request: web.Request) -> web.Response:
     others = []
     for reply in replies:
         if reply.to == Target.of(person):
-            response.message(reply.text)
+            if provider_opt_out not in ("STOP", "START"):
+                response.message(reply.text)
         else:
             others.append(reply)
     if others:
@@ -145,7 +153,19 @@ async def twilio_status(request: web.Request) -> web.Response:
     status = form.get("MessageStatus") or form.get("SmsStatus") or ""
     if not _SID_RE.fullmatch(sid) or not re.fullmatch(r"[a-z_]{2,32}", status.strip().lower()):
         raise web.HTTPBadRequest(text="bad request")
-    await request.app[SMS].record_status(sid, status, form.get("ErrorCode"))
+    segments = (form.get("NumSegments") or "").strip()
+    price = (form.get("Price") or "").strip()
+    unit = (form.get("PriceUnit") or "").strip().upper()
+    await request.app[SMS].record_status(
+        sid,
+        status,
+        form.get("ErrorCode"),
+        # The recipient lets a message whose fate was unknown (no SID) be found again.
+        to=form.get("To") or None,
+        num_segments=int(segments) if re.fullmatch(r"[1-9]\d?", segments) else None,
+        price=price if re.fullmatch(r"-?\d{1,6}(\.\d{1,8})?", price) else None,
+        price_unit=unit if re.fullmatch(r"[A-Z]{3}", unit) else None,
+    )
     return web.Response(status=204)
 
 

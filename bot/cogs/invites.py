@@ -23,7 +23,9 @@ log = get_logger(__name__)
 class InviteModal(discord.ui.Modal):
     """Number, first name, and the consent statement with a box the member must tick."""
 
-    def __init__(self, cog: InvitesCog, lang: str, number: str | None = None) -> None:
+    def __init__(
+        self, cog: InvitesCog, lang: str, number: str | None = None, sender: str | None = None
+    ) -> None:
         texts = cog.bot.app.texts
         super().__init__(title=texts.render("discord.invite_modal.title", lang)[:45])
         self.cog = cog
@@ -40,10 +42,20 @@ class InviteModal(discord.ui.Modal):
             required=False,
             max_length=40,
         )
+        # The member's own first name as the SMS will show it (issue 17): prefilled from the
+        # display name when it can travel by SMS as it is.
+        self.sender: discord.ui.TextInput[InviteModal] = discord.ui.TextInput(
+            label=texts.render("discord.invite_modal.sender", lang)[:45],
+            placeholder=texts.render("discord.invite_modal.sender_placeholder", lang)[:100],
+            default=sender,
+            required=False,
+            max_length=40,
+        )
         self.consent: discord.ui.Checkbox[InviteModal] = discord.ui.Checkbox()
         programme = cog.bot.settings.programme_name
         self.add_item(self.number)
         self.add_item(self.first_name)
+        self.add_item(self.sender)
         self.add_item(
             discord.ui.TextDisplay(
                 texts.render("discord.invite_modal.statement", lang, programme=programme)
@@ -64,6 +76,7 @@ class InviteModal(discord.ui.Modal):
             str(self.number.value),
             str(self.first_name.value or "") or None,
             consented=bool(self.consent.value),
+            sender_name=str(self.sender.value or "") or None,
         )
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
@@ -84,7 +97,10 @@ class InvitesCog(RelaisCog):
         """Without a number: the modal. With one: the confirmation buttons."""
         if numero is None:
             lang = self.bot.app.texts.lang_of(str(interaction.locale))
-            await interaction.response.send_modal(InviteModal(self, lang))
+            sender = self.conversation.sms.sender_prefill(
+                getattr(interaction.user, "display_name", None)
+            )
+            await interaction.response.send_modal(InviteModal(self, lang, sender=sender))
             return
         await self.invite(interaction, numero, prenom, consented=False)
 
@@ -95,6 +111,7 @@ class InvitesCog(RelaisCog):
         first_name: str | None,
         *,
         consented: bool,
+        sender_name: str | None = None,
     ) -> None:
         """Prepare the invitation; send it at once when consent was ticked in the modal."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -102,6 +119,8 @@ class InvitesCog(RelaisCog):
         args: dict[str, str] = {"numero": number}
         if first_name:
             args["prenom"] = first_name
+        if sender_name:
+            args["moi"] = sender_name
         replies = await self.conversation.command(person, "inviter", args)
         if consented:
             yes = next(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot import charts, poster
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import analytics, csvio, dialogue, eventlog, stats
+from referrals import analytics, csvio, dialogue, eventlog, sms_queue, stats
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
@@ -62,6 +62,9 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     parts = [conv.t("stats.report", lang, s=figures, names=names, period=period)]
     if extra["campaigns"]:
         parts.append(conv.t("analytics.campaigns", lang, campaigns=extra["campaigns"]))
+    sms_figures = await conv.db.read(sms_queue.figures, low, high, conv.settings.tz)
+    if sms_figures["count"]:  # delivered / failed / filtered / unknown, segments (issue 17)
+        parts.append(conv.t("sms.stats", lang, f=sms_figures))
     parts.append(conv.t("analytics.chart_attached", lang))
     stamp = now_iso()[:10]
     source_names = {name: labels[f"source_{name}"] for name in analytics.SOURCES}

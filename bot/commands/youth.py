@@ -56,7 +56,10 @@ async def _inviter(conv: Conversation, person: Person, args: dict[str, str]) -> 
     first_name = args.get("prenom") or None
     if first_name:
         first_name = first_name[:40]
-    pending_id = await conv._pend(person, "invite", {"number": number, "first_name": first_name})
+    data = {"number": number, "first_name": first_name}
+    if args.get("moi"):  # the member's first name as the SMS shows it (the /inviter modal)
+        data["sender_name"] = args["moi"][:40]
+    pending_id = await conv._pend(person, "invite", data)
     return [
         Reply(
             Target.of(person),

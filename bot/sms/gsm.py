@@ -117,6 +117,45 @@ def clean_value(value: str | None, limit: int) -> str:
     return text[:limit].strip()
 
 
+# What must never travel in a name: links (with or without a scheme), @mentions, runs of digits
+# (a phone number, a "1000" prize).
+_TLDS = (
+    "com|fr|net|org|io|ly|co|me|gg|info|biz|xyz|app|link|site|online|be|ch|ca|eu|re|gp|mq|de"
+    "|uk|us|ru|tk|ml|ga|cf|gq|shop|club|live|tv|to|cc|ws|pw|top|click|gl|ai|sh|im|so|st"
+)
+_URL_RE = re.compile(
+    rf"(?:https?://|www\.)\S*|\b[\w-]+(?:\.[\w-]+)*\.(?:{_TLDS})\b(?:/\S*)?", re.IGNORECASE
+)
+_MENTION_RE = re.compile(r"[@#]\S*")
+_DIGITS_RE = re.compile(r"\d+")
+
+
+def clean_name(value: str | None, limit: int) -> str:
+    """A person's name for an SMS: without links, @mentions and digits, GSM-7, at most ``limit``.
+
+    Letters GSM-7 has (é è à ù) stay; others lose their accent; a name left with no letter is
+    empty (the template then says it without a name).
+    """
+    if not value:
+        return ""
+    text = _URL_RE.sub(" ", value)
+    text = _MENTION_RE.sub(" ", text)
+    text = _DIGITS_RE.sub(" ", text)
+    text = clean_value(text, limit * 2)
+    text = re.sub(r"\s+([,.!?;:])", r"\1", text).strip(" -_.,;:!?/|'\"")
+    if not any(ch.isalpha() for ch in text):
+        return ""
+    return text[:limit].strip()
+
+
+def sms_first_name(display_name: str | None, limit: int = 20) -> str | None:
+    """A prefill for "your first name as it will appear": the display name, when it is GSM-7
+    (a name of emoji or of another script is not offered: the member types their own)."""
+    if not display_name or not is_gsm(display_name.strip()):
+        return None
+    return clean_name(display_name, limit) or None
+
+
 def fit(text: str, max_segments: int = 2) -> str:
     """Transliterate to GSM-7 and shorten (at a word, with an ellipsis) to fit ``max_segments``."""
     text = to_gsm(text)

@@ -8,6 +8,9 @@
   ambiguous (the request may have reached Twilio), so it is reported as such and never retried.
 * 429 and 503 are retried here a few times with backoff (nothing was sent); after that the queue
   retries later. Error 21610 (the recipient replied STOP to Twilio) is reported as an opt-out.
+* 500, 502 and 504 come from a server or a gateway that may have passed the request on: they are
+  ambiguous like a timeout (``unknown``, never resent; a status callback may tell later).
+* The SID returned carries Twilio's ``num_segments`` and ``price`` (when already known).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from bot.sms.errors import SmsSendError
 log = get_logger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 503})
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 OPTED_OUT_CODE = 21610
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_ATTEMPTS = 3
@@ -40,6 +44,27 @@ MAX_RETRY_AFTER = 10.0
 # The library logs each request at INFO (URL and headers). Keep it quiet: warnings only.
 _http_logger = logging.getLogger("bot.sms.twilio_http")
 _http_logger.setLevel(logging.WARNING)
+
+
+class ProviderSid(str):
+    """A message SID, with what Twilio said of the message when it accepted it."""
+
+    num_segments: int | None = None
+    price: str | None = None
+    price_unit: str | None = None
+
+
+def _provider_sid(message: Any) -> ProviderSid:
+    sid = ProviderSid(str(message.sid))
+    try:
+        sid.num_segments = int(getattr(message, "num_segments", None) or 0) or None
+    except (TypeError, ValueError):
+        sid.num_segments = None
+    price = getattr(message, "price", None)
+    sid.price = str(price) if price not in (None, "") else None
+    unit = getattr(message, "price_unit", None)
+    sid.price_unit = str(unit) if unit else None
+    return sid
 
 
 class _RebasedHttpClient(AsyncTwilioHttpClient):
@@ -191,8 +216,22 @@ class TwilioTransport:
             sid = getattr(message, "sid", None)
             if not sid:
                 raise SmsSendError("no_sid", ambiguous=True)
-            return str(sid)
+            return _provider_sid(message)
         raise AssertionError("unreachable")
+
+    async def fetch(self, sid: str) -> ProviderSid:
+        """What Twilio now says of a sent message (its price is set after the final status)."""
+        client = self._ensure_client()
+        try:
+            async with asyncio.timeout(self.timeout):
+                message = await client.messages(sid).fetch_async()
+        except TimeoutError:
+            raise SmsSendError("timeout", ambiguous=True) from None
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise self._rest_error(exc) from None
+        except (TwilioException, aiohttp.ClientError, ValueError) as exc:
+            raise SmsSendError(type(exc).__name__, retryable=True) from None
+        return _provider_sid(message)
 
     def _rest_error(self, exc: TwilioRestException | TwilioServiceException) -> SmsSendError:
         status = int(exc.status) if exc.status else None
@@ -203,6 +242,7 @@ class TwilioTransport:
             code=str(code) if code is not None else None,
             status=status,
             retryable=status in RETRYABLE_STATUSES,
+            ambiguous=status in AMBIGUOUS_STATUSES,
             opted_out=str(code) == str(OPTED_OUT_CODE),
             retry_after=self._retry_after() if status in RETRYABLE_STATUSES else None,
         )

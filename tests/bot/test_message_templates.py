@@ -150,7 +150,16 @@ BY_NAME: dict[str, Any] = {
     "what": "Gérer le serveur",
 }
 
+_SMS_BUCKET = {"delivered": 3, "failed": 1, "filtered": 1, "unknown": 1, "pending": 0}
+SMS_FIGURES = {
+    "count": 6,
+    "total": {"label": None, "segments": 12, **_SMS_BUCKET},
+    "campaigns": [{"label": "VAN-NANTES", "segments": 12, **_SMS_BUCKET}],
+    "weeks": [{"label": "2026-W11", "segments": 12, **_SMS_BUCKET}],
+}
+
 BY_KEY: dict[str, dict[str, Any]] = {
+    "sms.stats": {"f": SMS_FIGURES},
     "stats.report": {"s": STATS, "names": {"p-1": "Léa"}},
     "chain.report": {
         "me": PARTICIPANT,

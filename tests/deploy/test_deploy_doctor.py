@@ -219,6 +219,21 @@ def test_two_way_number_needs_no_stop_text(
     assert "répondent STOP" in out
 
 
+def test_doctor_says_which_opt_out_answers_stop(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = good_env(make_db(workdir / "relais.db"))
+    env["TWILIO_FROM_NUMBER"] = "+33644630000"
+    _code, out = doctor(capsys, monkeypatch, env)
+    assert "Mode de désinscription : celui de Twilio par défaut" in out
+    monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", "MG" + "0" * 32)
+    _code, out = doctor(capsys, monkeypatch, {})
+    assert "Mode de désinscription : celui du Messaging Service" in out
+    monkeypatch.setenv("TWILIO_FROM_NUMBER", "RELAIS")
+    _code, out = doctor(capsys, monkeypatch, {})
+    assert "Mode de désinscription : expéditeur à sens unique" in out
+
+
 def test_warnings_that_do_not_stop_the_bot(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,7 +51,10 @@ class FakeTwilio:
         self._sids = itertools.count(1)
         self._release = asyncio.Event()
         app = web.Application()
+        self.price: str | None = "-0.07600"  # what a fetched message costs (None: not yet set)
+        self.created: dict[str, dict[str, Any]] = {}
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Messages/{message}.json", self._fetch)
         self.server = TestServer(app, host="127.0.0.1")
 
     @property
@@ -96,10 +99,15 @@ class FakeTwilio:
         """A request that never gets an answer."""
         return self.then(hang=True)
 
+    @staticmethod
+    def segments(body: str) -> int:
+        """Segments as Twilio bills a plain GSM-7 text: 160 characters, or 153 per part."""
+        return 1 if len(body) <= 160 else -(-len(body) // 153)
+
     @property
     def messages(self) -> list[dict[str, str]]:
         """Form fields of the authorized requests."""
-        return [r.form for r in self.requests if r.authorized]
+        return [r.form for r in self.requests if r.authorized and r.path.endswith("/Messages.json")]
 
     # ---------------------------------------------------------------- the API
 
@@ -137,19 +145,33 @@ class FakeTwilio:
                 headers=step.headers,
             )
         sid = f"SM{next(self._sids):032x}"
-        return web.json_response(
-            {
-                "sid": sid,
-                "account_sid": self.account_sid,
-                "to": form["To"],
-                "from": form.get("From"),
-                "messaging_service_sid": form.get("MessagingServiceSid"),
-                "body": form.get("Body", ""),
-                "status": "queued",
-                "num_segments": "1",
-                "direction": "outbound-api",
-                "api_version": "2010-04-01",
-                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
-            },
-            status=step.status,
-        )
+        self.created[sid] = resource = {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "to": form["To"],
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "body": form.get("Body", ""),
+            "status": "queued",
+            "num_segments": str(self.segments(form.get("Body", ""))),
+            "price": None,
+            "price_unit": "EUR",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+        }
+        return web.json_response(resource, status=step.status)
+
+    async def _fetch(self, request: web.Request) -> web.Response:
+        authorized = self._authorized(request)
+        self.requests.append(Recorded(request.path, {}, authorized))
+        if not authorized:
+            return web.json_response(
+                {"code": 20003, "message": "Authenticate", "status": 401}, status=401
+            )
+        resource = self.created.get(request.match_info["message"])
+        if resource is None:
+            return web.json_response(
+                {"code": 20404, "message": "Not found", "status": 404}, status=404
+            )
+        return web.json_response({**resource, "status": "delivered", "price": self.price})

@@ -168,19 +168,27 @@ async def test_only_mobiles_of_allowed_countries_get_a_reply(
 
 
 async def test_replies_count_in_the_daily_budget(tmp_path: Path) -> None:
-    world = await open_world(tmp_path, SMS_DAILY_BUDGET="3")
+    # The budget counts segments (issue 17): the invitation takes 2, each reply 1 or 2.
+    world = await open_world(tmp_path, SMS_DAILY_BUDGET="5")
     staff = Recording()
     world.app.router.attach("channel", staff)
     try:
-        await invite_relative(world)  # the invitation: 1 of 3
-        assert await world.text("AIDE")  # 2 of 3
-        assert await world.text("c'est gratuit ?")  # 3 of 3
-        assert await world.count("SELECT COUNT(*) FROM outbound_sms WHERE purpose = 'reply'") == 2
+        await invite_relative(world)
+        assert await world.text("AIDE")
+        replies = 1
+        while await world.text("c'est gratuit ?"):
+            replies += 1
+            assert replies < 5
+        used = await world.count("SELECT SUM(segments) FROM outbound_sms")
+        assert used <= 5
+        count = await world.count("SELECT COUNT(*) FROM outbound_sms WHERE purpose = 'reply'")
+        assert count == replies
         alerts = len(staff.delivered)
+        assert alerts >= 1  # the refusal that ended the loop was announced
         for _ in range(3):
             assert await world.text("et le permis ?") == []  # past the budget: no reply
-        assert len(staff.delivered) == alerts + 1  # one alert, not one per question
-        assert await world.count("SELECT COUNT(*) FROM outbound_sms") == 3
+        assert len(staff.delivered) == alerts  # one alert, not one per question
+        assert await world.count("SELECT COUNT(*) FROM outbound_sms") == replies + 1
     finally:
         await world.client.close()
         await world.app.close()

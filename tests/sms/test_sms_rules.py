@@ -166,20 +166,27 @@ async def test_invite_rechecks_rules_in_its_transaction(db: Database) -> None:
     assert (await db.fetchone("SELECT COUNT(*) FROM outbound_sms"))[0] == 1
 
 
-async def test_daily_budget_with_one_staff_alert_at_80_percent(db: Database) -> None:
+async def test_daily_budget_in_segments_with_one_staff_alert_at_80_percent(db: Database) -> None:
     notifier = RecordingNotifier()
     clock = Clock()
     sms = await make_service(
-        db, clock=clock, notifier=notifier, SMS_DAILY_BUDGET="5", SMS_INVITES_PER_MEMBER_PER_DAY="9"
+        db,
+        clock=clock,
+        notifier=notifier,
+        SMS_DAILY_BUDGET="10",
+        SMS_INVITES_PER_MEMBER_PER_DAY="9",
     )
     member = await add_member(db)
     for i in range(3):
         await sms.invite(member, f"+3360000000{i}", None, LINK, "fr")
+    # A real invitation takes two segments: the budget counts what the bill counts.
+    rows = await db.fetchall("SELECT segments FROM outbound_sms")
+    assert [r["segments"] for r in rows] == [2, 2, 2]
     assert notifier.posts == []
-    await sms.invite(member, "+33600000003", None, LINK, "fr")  # 4 of 5: 80 %
+    await sms.invite(member, "+33600000003", None, LINK, "fr")  # 8 of 10 segments: 80 %
     [post] = notifier.posts
     assert post.to.kind == "channel" and post.to.id == "staff"
-    assert "4" in post.text and "5" in post.text
+    assert "8 segments" in post.text and "10" in post.text
     await sms.invite(member, "+33600000004", None, LINK, "fr")
     assert len(notifier.posts) == 1  # once
     assert await refused(sms.check_invitation(member, "+33600000005")) == "sms.budget_exhausted"
@@ -190,9 +197,37 @@ async def test_daily_budget_with_one_staff_alert_at_80_percent(db: Database) -> 
     await sms.invite(member, "+33600000005", None, LINK, "fr")
 
 
+async def test_a_message_that_would_exceed_the_budget_is_refused(db: Database) -> None:
+    sms = await make_service(db, SMS_DAILY_BUDGET="3")
+    member = await add_member(db)
+    await sms.invite(member, "+33600000001", None, LINK, "fr")  # 2 segments, 1 left
+    # The budget is not exhausted (check before consent), but a 2-segment text would pass it.
+    await sms.check_invitation(member, "+33600000002")
+    assert await refused(sms.invite(member, "+33600000002", None, LINK, "fr")) == (
+        "sms.budget_exhausted"
+    )
+
+
+async def test_budget_counts_twilio_segments_once_known(db: Database) -> None:
+    sms = await make_service(db, SMS_DAILY_BUDGET="4")
+    member = await add_member(db)
+    await sms.invite(member, "+33600000001", None, LINK, "fr")
+    await sms.dispatch_due()
+    sid = (await db.fetchone("SELECT provider_sid FROM outbound_sms"))[0]
+    # Twilio counted 3 (say a carrier's encoding): its figure is what the budget uses.
+    await sms.record_status(
+        sid, "delivered", None, num_segments=3, price="-0.2280", price_unit="eur"
+    )
+    row = await db.fetchone("SELECT num_segments, price, price_unit, status FROM outbound_sms")
+    assert (row[0], row[1], row[2], row[3]) == (3, "-0.2280", "eur", "delivered")
+    assert await refused(sms.invite(member, "+33600000002", None, LINK, "fr")) == (
+        "sms.budget_exhausted"
+    )
+
+
 async def test_budget_counts_the_day_a_waiting_message_leaves(db: Database) -> None:
     clock = Clock(paris(2026, 3, 9, 23, 0))  # quiet: leaves Tuesday 08:00
-    sms = await make_service(db, clock=clock, SMS_DAILY_BUDGET="1")
+    sms = await make_service(db, clock=clock, SMS_DAILY_BUDGET="2")
     member = await add_member(db)
     await sms.invite(member, "+33600000001", None, LINK, "fr")
     clock.set(paris(2026, 3, 10, 9, 0))
