@@ -52,7 +52,7 @@ async def cmd_faq_check(ctx: Any) -> int:
     cv = getattr(ctx.args, "cv", False)
     if not eval_path and not cv:
         return 0
-    from bot.cli import CliError
+    from bot.context import CliError
     from bot.faq_eval import cross_validate, evaluate, format_report, read_questions
 
     method = getattr(ctx.args, "method", None) or DEFAULT_METHOD
