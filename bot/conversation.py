@@ -484,7 +484,11 @@ class Conversation:
             if dated is not answer:
                 return [Reply(Target.of(person), dated.text)]
             if answer.id:
-                return [Reply(Target.of(person), self.faq.short_answer(answer.id, turn.lang))]
+                # The message's own language; a sender who is not a member is addressed as "vous".
+                lang = getattr(answer, "lang", turn.lang) or turn.lang
+                audience = "relative" if turn.state.participant_id is None else "youth"
+                text = self.faq.short_answer(answer.id, lang, audience)
+                return [Reply(Target.of(person), text)]
         except Exception:
             log.exception("sms_faq_failed")
         return [self.reply(person, "sms.unknown", turn.lang)]
@@ -543,17 +547,45 @@ class Conversation:
     # ------------------------------------------------------------ questions
 
     async def ask(self, person: Person, question: str) -> list[Reply]:
-        """Answer a question from the knowledge base, or offer suggestions and a person."""
-        lang = self.lang(person)
-        answer = self.faq.answer(question, lang)
-        answer = await self.agenda.answer(question, lang, answer)  # dates and places of actions
-        participant = None if person.staff else await self.member(person)
+        """Answer a question from the knowledge base, or offer suggestions and a person.
+
+        The answer is in the message's own language, written for the channel (SMS: short, SMS
+        keywords) and for the audience (a relative, or anyone writing by SMS without being a
+        member, is addressed as "vous"). A second question in a long message is a button."""
+        stored = self.lang(person)
+        participant = None
+        if not person.staff and person.channel != "sms":
+            participant = await self.member(person)
+        relative = person.channel == "sms" or (
+            participant is not None and participant.kind == "relative"
+        )
+        inviter = None
+        if participant is not None and participant.referrer_id is not None and relative:
+            try:
+                referrer = await self.referrals.participant(participant.referrer_id)
+                inviter = referrer.display_name
+            except Exception:  # the name is a courtesy: answer without it
+                inviter = None
+        answer = self.faq.answer(
+            question,
+            stored,
+            channel="sms" if person.channel == "sms" else "discord",
+            audience="relative" if relative else "youth",
+            inviter=inviter,
+        )
+        lang = getattr(answer, "lang", stored) or stored
+        answer = await self.agenda.answer(  # dates and places of outreach actions
+            question, lang, answer, "sms" if person.channel == "sms" else "discord"
+        )
         await self._log_question(participant, lang, question, answer)
         buttons: list[Button]
         if answer.kind == "answer" and answer.id:
             buttons = [
                 Button(f"faq:useful:{answer.id}", self.t("faq.useful", lang), "success"),
                 Button(f"faq:useless:{answer.id}", self.t("faq.useless", lang)),
+            ]
+            buttons += [
+                Button(f"faq:show:{entry_id}", title[:80]) for entry_id, title in answer.suggestions
             ]
         elif answer.kind == "unknown":
             buttons = [

@@ -157,6 +157,7 @@ BY_NAME: dict[str, Any] = {
     "position": 2,
     "chars": "ç œ",
     "kinds": "answer, smalltalk",
+    "command": "/oublier",
     "what": "Gérer le serveur",
 }
 
