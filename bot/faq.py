@@ -510,12 +510,12 @@ def _build_index(
     smalltalk: dict[str, set[str]] = {}
     for entry in entries.values():
         if entry.kind == "smalltalk":
-            terms: set[str] = set()
+            talk: set[str] = set()
             # Title and keywords only: a greeting is recognised by its words; whole
             # examples ("t'es un robot ?") are for the classifier.
             for text in (entry.title, *entry.keywords):
-                terms.update(analyzer.raw_terms(text))
-            smalltalk[entry.id] = terms
+                talk.update(analyzer.raw_terms(text))
+            smalltalk[entry.id] = talk
     unknown_sms = unknown.get("sms")
     return _LangIndex(
         lang=lang,
