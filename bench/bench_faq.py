@@ -90,7 +90,7 @@ def main() -> None:
     synthetic = "--synthetic" in sys.argv
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RELAIS_CACHE_DIR"] = str(Path(tmp) / "cache")
-        messages = build_base(Path(tmp), rng) if synthetic else ROOT / "messages"
+        messages = build_base(Path(tmp), rng) if synthetic else ROOT / "bot" / "messages"
         start = time.perf_counter()
         engine = FaqEngine.load(messages)
         train_ms = (time.perf_counter() - start) * 1000

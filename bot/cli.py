@@ -323,7 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``relais`` console script."""
-    parser = build_parser()
+    try:
+        parser = build_parser()  # its help texts come from messages/
+    except MessageCatalogError as exc:  # the texts themselves are broken: say which file
+        from bot.filecheck import catalog_problem
+
+        print(catalog_problem(exc), file=sys.stderr)
+        return USER_ERROR
     args = parser.parse_args(argv)
     # The console's stdout is the conversation: keep its log quiet unless something goes wrong.
     # The services log on stdout (what containers and journald collect); every other command

@@ -102,8 +102,12 @@ class RelaisBot(commands.Bot):
     @property
     def services(self) -> App:
         """The running app (only ``relais discord sync`` and ``check`` have none)."""
-        assert self.app is not None
         return self.app
+
+    @property
+    def has_app(self) -> bool:
+        """Whether the services are there (not for ``relais discord sync`` and ``check``)."""
+        return self._app is not None
 
     async def setup_hook(self) -> None:
         """Translator, extensions, persistent buttons; a dev-guild sync only when asked."""
@@ -114,7 +118,7 @@ class RelaisBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(RelaisButton)
-        if self.app is not None and self.settings.discord_guild_id:
+        if self.has_app and self.settings.discord_guild_id:
             # Before the gateway connects: a join delivered with GUILD_CREATE, before on_ready,
             # is then compared with real counts, not with an empty cache.
             await self.joins.load_at_start(self.settings.discord_guild_id)
@@ -245,7 +249,7 @@ class DiscordInviteMaker:
         """Near the cap: warn staff (once), delete the oldest never-used invite the bot made."""
         assert self.bot is not None
         count = len(self.bot.joins.ledgers[guild.id].invites)
-        if count >= INVITE_WARN and not self.warned and self.bot.app is not None:
+        if count >= INVITE_WARN and not self.warned and self.bot.has_app:
             self.warned = True
             texts = self.bot.app.texts
             text = texts.render(
@@ -272,7 +276,7 @@ class DiscordInviteMaker:
         ]:
             await self.delete_invite(invite.code)
             self.bot.joins.invite_deleted(invite)
-            if self.bot.app is not None:
+            if self.bot.has_app:
                 await self.bot.app.db.write(discord_joins.drop_invite_link, invite.code)
             log.info("invite_recycled")
 

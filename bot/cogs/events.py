@@ -36,12 +36,12 @@ class EventsCog(RelaisCog):
 
     async def cog_load(self) -> None:
         """Become the agenda's scheduled events."""
-        if self.bot.app is not None:
+        if self.bot.has_app:
             self.conversation.agenda.events = self
 
     async def cog_unload(self) -> None:
         """Stop mirroring."""
-        if self.bot.app is not None and self.conversation.agenda.events is self:
+        if self.bot.has_app and self.conversation.agenda.events is self:
             self.conversation.agenda.events = None
 
     # ------------------------------------------------------------ agenda -> Discord

@@ -15,7 +15,7 @@ from bot.faq_model import cached, content_hash, sentences
 from bot.sms.gsm import is_gsm, septets
 
 ROOT = Path(__file__).resolve().parents[2]
-MESSAGES = ROOT / "messages"
+MESSAGES = ROOT / "bot" / "messages"
 DEV1 = ROOT.parent / "shared" / "faq" / "dev-questions.jsonl"
 DEV2 = ROOT.parent / "shared" / "faq" / "dev-questions-2.jsonl"
 DISCORD_COMMAND = re.compile(r"(?:^|[\s(])/[a-z]")
