@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 from bot.commands.registry import COMMANDS
-from bot.keywords import Keyword, classify
+from bot.keywords import Keyword, classify, is_refusal
 from bot.limits import Guard
 from bot.logging import get_logger
 from bot.ports import (
@@ -344,6 +344,9 @@ class Conversation:
         keyword = classify(text)
         answer: FaqAnswer | None = None
         via = "keyword"
+        if keyword is None and is_refusal(text):
+            # "stop merci", "arrêtez", "ne me recontactez plus": an opt-out, never rate limited.
+            keyword, via = Keyword.STOP, "words"
         if keyword is None:
             refused = await self.guard.screen(person, "sms", phone_hash=hashed)
             if refused is not None:
@@ -365,7 +368,7 @@ class Conversation:
         if keyword is not None:
             replies = await SMS_KEYWORDS[keyword](self, person, turn, text)
         elif not text.strip():
-            replies = [self.reply(person, "sms.help", turn.lang)]
+            replies = [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
         else:
             replies = await self._sms_question(person, turn, text, answer)
         replies = await self._sms_out(person, number, replies)
@@ -415,7 +418,7 @@ class Conversation:
                 return [Reply(Target.of(person), self.faq.short_answer(answer.id, turn.lang))]
         except Exception:
             log.exception("sms_faq_failed")
-        return [self.reply(person, "sms.unknown", turn.lang)]
+        return [self.reply(person, self._register(turn, "sms.unknown"), turn.lang)]
 
     async def _handoff_allowed(self, key: str) -> bool:
         now = self.guard.clock()
@@ -424,9 +427,21 @@ class Conversation:
             dialogue.handoff_allowed, person_tag(key), now.isoformat(timespec="seconds"), since
         )
 
+    @staticmethod
+    def _register(turn: SmsTurn, key: str) -> str:
+        """The "vous" version of an SMS text for a relative (or a stranger), else ``key``."""
+        return f"{key}_vous" if turn.state.relative else key
+
     async def sms_stop(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
-        """STOP (ARRET...): opted out by the inbound transaction; confirm once."""
-        return [self.reply(person, "sms.stop_confirmed", turn.lang)]
+        """STOP (ARRET..., or a refusal in words): opted out by the inbound transaction; confirm
+        once, in the sender's register."""
+        return [self.reply(person, self._register(turn, "sms.stop_confirmed"), turn.lang)]
+
+    async def sms_yes(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+        """OUI: an invited relative says yes and joins; they get their code to pass it on."""
+        if turn.state.joined and turn.state.participant_id is not None:
+            return await self.sms_code(person, turn, text)
+        return [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
 
     async def sms_start(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """START: opted back in."""
@@ -434,17 +449,18 @@ class Conversation:
 
     async def sms_help(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """AIDE / HELP: the keywords."""
-        return [self.reply(person, "sms.help", turn.lang)]
+        return [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
 
     async def sms_code(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """CODE: the sender's personal code (a stranger becomes an organic participant)."""
         if turn.state.participant_id is None:
-            return [self.reply(person, "sms.help", turn.lang)]
+            return [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
         code = await self.referrals.personal_code(turn.state.participant_id)
         formatted = codes.format_code(code)
         base = self.settings.public_base_url
         link = f"{base}/r/{formatted}" if base else None
-        return [self.reply(person, "sms.your_code", turn.lang, code=formatted, link=link)]
+        key = "sms.your_code_relative" if turn.state.relative else "sms.your_code"
+        return [self.reply(person, key, turn.lang, code=formatted, link=link)]
 
     async def sms_person(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """CONSEILLER: a hand-off (at most two a day); staff get the number to call back."""
@@ -691,6 +707,7 @@ SMS_KEYWORDS: dict[Keyword, SmsKeywordHandler] = {
     Keyword.HELP: Conversation.sms_help,
     Keyword.CODE: Conversation.sms_code,
     Keyword.PERSON: Conversation.sms_person,
+    Keyword.YES: Conversation.sms_yes,
 }
 
 
