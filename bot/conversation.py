@@ -32,7 +32,7 @@ from bot.ports import (
 )
 from bot.settings import Settings
 from bot.texts import Texts
-from referrals import codes, dialogue, sms_inbound
+from referrals import codes, dialogue, relatives, sms_inbound
 from referrals.erasure import forget, person_tag
 from referrals.errors import RelaisError
 from referrals.models import Participant
@@ -235,6 +235,8 @@ class Conversation:
                 replies = await self._faq_button(person, arg, lang)
             elif action == "handoff":
                 replies = await self._handoff_button(person, arg, lang)
+            elif action == "forget" and not person.staff:
+                return await self.command(person, "oublier", {})  # asks to confirm
             else:
                 replies = [self.reply(person, "bot.expired", lang)]
         except RelaisError as exc:
@@ -320,6 +322,29 @@ class Conversation:
     def public_commands(self) -> list[str]:
         """Names of the commands for young people."""
         return [name for name, spec in COMMANDS.items() if not spec.staff]
+
+    # ------------------------------------------------------------ relatives
+
+    async def relative_visit(self, token: str) -> tuple[relatives.Visit | None, list[Reply]]:
+        """An invited relative opened their own link (``/i/TOKEN``): a positive signal.
+
+        The first visit makes them a participant; the member who invited them is told.
+        """
+        found = await self.db.write(relatives.visit, token, now_iso())
+        replies: list[Reply] = []
+        if found is not None and found.joined and found.member_discord_id:
+            replies.append(
+                Reply(
+                    Target("discord", found.member_discord_id, ""),
+                    self.t(
+                        "sms.relative_joined",
+                        self.texts.lang_of(found.member_lang or self.settings.lang),
+                        first_name=found.first_name,
+                    ),
+                    ephemeral=False,
+                )
+            )
+        return found, replies
 
     # ------------------------------------------------------------ SMS
 
@@ -505,7 +530,17 @@ class Conversation:
             buttons.append(Button("handoff:open", self.t("faq.talk_to_person", lang), "primary"))
         else:
             buttons = []
+        if answer.id == "stop":
+            return [self._stop_on_discord(person, answer.text, lang)]
         return [Reply(Target.of(person), answer.text, buttons=buttons)]
+
+    def _stop_on_discord(self, person: Person, text: str, lang: str) -> Reply:
+        """A refusal on Discord (issue 16 item 5): how to stop the bot's DMs, and /oublier."""
+        return Reply(
+            Target.of(person),
+            f"{text}\n\n{self.t('privacy.stop_discord', lang)}",
+            buttons=[Button("forget:ask", self.t("privacy.stop_discord_forget", lang), "danger")],
+        )
 
     async def _log_question(
         self, participant: Participant | None, lang: str, question: str, answer: FaqAnswer
