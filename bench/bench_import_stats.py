@@ -48,6 +48,34 @@ print(max(depth.values()), max(tree_sizes.values()), len(depth))
 """
 
 
+# /stats as staff get it (figures, three charts, channel comparison), timed after start-up.
+STAFF_STATS_SCRIPT = r"""
+import asyncio, io, os, time
+from pathlib import Path
+from bot.app import build_app
+from bot.console import ConsoleOutput
+from bot.ports import Person
+from bot.settings import load_settings
+
+async def main():
+    settings = load_settings(dotenv=None)
+    output = ConsoleOutput(io.StringIO(), Path(os.environ["RELAIS_DB"]).parent, "staff")
+    app = await build_app(settings, Path(os.environ["RELAIS_DB"]), transport=output,
+                          notifier=output, invites=output)
+    try:
+        staff = Person("discord", "bench", "bench", staff=True)
+        began = time.perf_counter()
+        replies = await app.conversation.text(staff, "/stats")
+        elapsed = time.perf_counter() - began
+        assert replies and replies[0].attachments, replies
+        print(f"{elapsed:.2f} s   (target <= 2 s)")
+    finally:
+        await app.close()
+
+asyncio.run(main())
+"""
+
+
 def generate(path: Path, rows: int, seed: int = 42) -> None:
     """A random referral forest: ~2 % seeds, referrers drawn among earlier rows."""
     rng = random.Random(seed)
@@ -140,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             f" generated in {time.perf_counter() - began:.1f} s)"
         )
 
-        import_s, _ = timed([*RELAIS, "import", str(csv_path)], env=env, cwd=ROOT)
+        import_s, import_rss, _ = peak_rss_mib([*RELAIS, "import", str(csv_path)], env)
         print(
-            f"relais import:       {import_s:7.2f} s   (target <= 20 s for 1M rows)"
+            f"relais import:       {import_s:7.2f} s   peak RSS {import_rss:.0f} MiB"
+            f"   (targets <= 20 s, <= 300 MB for 1M rows)"
             f"  db {db_path.stat().st_size / 2**20:.0f} MiB"
         )
 
@@ -153,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
             f"  participants {figures['participants']:,}, seeds {figures['seeds']:,},"
             f" max depth {figures['max_depth']}, largest tree {figures['largest_tree']:,}"
         )
+
+        report_s, report_rss, _ = peak_rss_mib(
+            [*RELAIS, "report", "--out", str(work / "report.html")], env
+        )
+        print(
+            f"relais report:       {report_s:7.2f} s   peak RSS {report_rss:.0f} MiB"
+            "   (target <= 3 s, start-up included)"
+        )
+        _, _, staff_out = peak_rss_mib([sys.executable, "-c", STAFF_STATS_SCRIPT], env)
+        print(f"/stats (staff, charts and comparison, after start-up): {staff_out.strip()}")
 
         python = networkx_python()
         script = work / "nx_depths.py"

@@ -20,8 +20,12 @@ matplotlib.use("Agg")  # before anything imports pyplot; we never do, but a depe
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-WIDTH_IN, HEIGHT_IN, DPI = 10.0, 7.0, 100  # 1000 × 700 px
-TITLE_SIZE, LABEL_SIZE, TICK_SIZE = 24, 18, 15
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 7.0, 100  # 800 × 700 px
+# Shown 390 px wide on a phone, a 800 px chart is scaled by 0.49: 17 pt (23.6 px) reads as
+# 11.5 px. No text on a chart is smaller than MIN_TEXT_SIZE.
+PHONE_WIDTH_PX, MIN_PHONE_PX = 390, 11
+TITLE_SIZE, LABEL_SIZE, TICK_SIZE = 22, 18, 17
+MIN_TEXT_SIZE = TICK_SIZE
 SOURCE_ORDER = ("peer", "sms", "campaign", "organic")
 # Colour-blind-safe (Okabe-Ito), peers in the strongest colour: they are the point.
 SOURCE_COLOURS = {
@@ -41,6 +45,15 @@ LABEL_KEYS = (
     "chart_waves_y",
     "chart_tree_title",
     "chart_empty",
+    "chart_timeline_title_day",
+    "chart_timeline_title_week",
+    "chart_timeline_title_month",
+    "chart_timeline_y",
+    "chart_cumulative",
+    "chart_cohorts_title",
+    "chart_cohorts_x",
+    "chart_cohorts_y",
+    "chart_tree_enrolled",
     "source_peer",
     "source_sms",
     "source_campaign",
@@ -73,11 +86,15 @@ def _style(ax: Any) -> None:
     ax.set_axisbelow(True)
 
 
-def _empty(fig: Figure, title: str, text: str) -> bytes:
+def _empty_on(fig: Figure, title: str, text: str) -> None:
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_title(title, fontsize=TITLE_SIZE, pad=16)
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=LABEL_SIZE, wrap=True)
+
+
+def _empty(fig: Figure, title: str, text: str) -> bytes:
+    _empty_on(fig, title, text)
     return _png(fig)
 
 
@@ -143,6 +160,122 @@ def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
     return _png(fig)
 
 
+def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> Figure:
+    """New participants over the data's own period (``analytics.timeline``): bars stacked by
+    source (only the sources present in the legend), the running total as a line, dates with
+    their year."""
+    fig = _figure()
+    bucket = str(timeline.get("bucket", "week"))
+    rows = list(timeline.get("rows", []))
+    title = labels[f"chart_timeline_title_{bucket}"]
+    if not rows:
+        _empty_on(fig, title, labels["chart_empty"])
+        return fig
+    ax = fig.add_subplot()
+    positions = list(range(len(rows)))
+    bottom = [0] * len(rows)
+    for source in SOURCE_ORDER:
+        values = [int(row.get(source, 0)) for row in rows]
+        if not any(values):
+            continue  # a legend lists only what is drawn
+        ax.bar(
+            positions,
+            values,
+            bottom=bottom,
+            color=SOURCE_COLOURS[source],
+            label=labels[f"source_{source}"],
+            width=0.8,
+        )
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    running, total = [], 0
+    for value in bottom:
+        total += value
+        running.append(total)
+    line_ax = ax.twinx()
+    line_ax.plot(positions, running, color="#D55E00", linewidth=3, label=labels["chart_cumulative"])
+    line_ax.set_ylim(0, max(running) * 1.08 or 1)
+    line_ax.tick_params(labelsize=TICK_SIZE, colors="#D55E00")
+    line_ax.spines["top"].set_visible(False)
+    line_ax.yaxis.get_major_locator().set_params(integer=True)
+    # At most five dates, each with its year, so they stay legible on a phone.
+    step = max(1, -(-len(rows) // 5))
+    shown = positions[::step]
+    ax.set_xticks(shown, [_date_label(rows[i]["start"], bucket) for i in shown])
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_title(title, fontsize=TITLE_SIZE, pad=12)
+    ax.set_ylabel(labels["chart_timeline_y"], fontsize=LABEL_SIZE)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    _style(ax)
+    handles, names = ax.get_legend_handles_labels()
+    line_handles, line_names = line_ax.get_legend_handles_labels()
+    # Below the axes: never over a bar, even when there is only one.
+    fig.legend(
+        handles + line_handles,
+        names + line_names,
+        fontsize=TICK_SIZE,
+        frameon=False,
+        loc="lower center",
+        ncol=2,
+    )
+    rows_of_legend = -(-(len(handles) + 1) // 2)
+    fig.tight_layout(rect=(0, 0.07 * rows_of_legend, 1, 1))
+    return fig
+
+
+def timeline_chart(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
+    """``timeline_figure`` as a PNG."""
+    return _png(timeline_figure(timeline, labels))
+
+
+def _date_label(iso_day: str, bucket: str) -> str:
+    # Numbers read the same in French and English; the year is always there.
+    if bucket == "month":
+        return f"{iso_day[5:7]}/{iso_day[:4]}"
+    return f"{iso_day[8:10]}/{iso_day[5:7]}/{iso_day[2:4]}"
+
+
+def cohorts_figure(cohorts: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> Figure:
+    """Mean recruits within 30 days of joining, by month of arrival (``analytics.cohorts``)."""
+    fig = _figure()
+    title = labels["chart_cohorts_title"]
+    if not cohorts:
+        _empty_on(fig, title, labels["chart_empty"])
+        return fig
+    ax = fig.add_subplot()
+    positions = list(range(len(cohorts)))
+    values = [float(row["mean_recruits_30d"]) for row in cohorts]
+    bars = ax.bar(positions, values, color=WAVE_COLOUR, width=0.7)
+    if len(cohorts) <= 12:
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=TICK_SIZE, padding=3)
+    step = max(1, -(-len(cohorts) // 5))
+    shown = positions[::step]
+    ax.set_xticks(shown, [_date_label(str(cohorts[i]["month"]) + "-01", "month") for i in shown])
+    ax.set_title(title, fontsize=TITLE_SIZE, pad=12)
+    ax.set_xlabel(labels["chart_cohorts_x"], fontsize=LABEL_SIZE)
+    ax.set_ylabel(labels["chart_cohorts_y"], fontsize=LABEL_SIZE)
+    ax.margins(y=0.15)
+    _style(ax)
+    fig.tight_layout()
+    return fig
+
+
+def cohorts_chart(cohorts: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> bytes:
+    """``cohorts_figure`` as a PNG."""
+    return _png(cohorts_figure(cohorts, labels))
+
+
+async def timeline_chart_async(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
+    """``timeline_chart`` in a worker thread."""
+    return await asyncio.to_thread(timeline_chart, timeline, labels)
+
+
+async def cohorts_chart_async(
+    cohorts: Sequence[Mapping[str, Any]], labels: Mapping[str, str]
+) -> bytes:
+    """``cohorts_chart`` in a worker thread."""
+    return await asyncio.to_thread(cohorts_chart, cohorts, labels)
+
+
 def tree_layout(nodes: Sequence[Mapping[str, Any]]) -> dict[int, tuple[float, int]]:
     """Layered tree layout: depth is the row, leaves get consecutive columns, and a parent
     sits above the middle of its children. ``nodes`` are ``analytics.subtree`` rows (root
@@ -181,7 +314,8 @@ def tree_chart(
     title: str | None = None,
     note: str | None = None,
 ) -> bytes:
-    """A drawing of a subtree: the person on top, each wave one row below, names on nodes.
+    """A drawing of a subtree (``analytics.subtree``): the person on top, each wave one row
+    below, names on nodes; colour by source, a dark ring for people who entered the programme.
 
     ``note`` is printed under the drawing (e.g. how many people were left out of it).
     """
@@ -201,18 +335,31 @@ def tree_chart(
             ax.plot([x0, x1], [-y0, -y1], color="#7a7a7a", linewidth=1.5, zorder=1)
     width = max(x for x, _ in layout.values()) + 1
     depth = max(d for _, d in layout.values()) + 1
-    crowded = width > 14 or len(shown) > 40
-    size = 11 if crowded else 15
+    crowded = width > 10 or len(shown) > 30
+    sources_drawn: set[str] = set()
+    any_enrolled = False
     for node in shown:
         if node["id"] not in layout:
             continue
         x, d = layout[node["id"]]
-        colour = "#D55E00" if d == 0 else SOURCE_COLOURS["peer"]
-        ax.scatter([x], [-d], s=160 if crowded else 320, color=colour, zorder=2)
-        if crowded and d > 1:
-            continue  # a crowded drawing names only the person and their direct recruits
+        source = str(node.get("source") or "peer")
+        colour = SOURCE_COLOURS.get(source, SOURCE_COLOURS["organic"])
+        sources_drawn.add(source)
+        enrolled = bool(node.get("enrolled"))
+        any_enrolled = any_enrolled or enrolled
+        ax.scatter(
+            [x],
+            [-d],
+            s=160 if crowded else 320,
+            color=colour,
+            edgecolors="#1d1d1f" if enrolled else "none",
+            linewidths=3 if enrolled else 0,
+            zorder=2,
+        )
+        if node.get("name") is None or (crowded and d > 1):
+            continue  # erased people have no name; a crowded drawing names only two rows
         name = str(node["name"])
-        name = name if len(name) <= 14 else name[:13] + "…"
+        name = name if len(name) <= 12 else name[:11] + "…"
         ax.annotate(
             name,
             (x, -d),
@@ -220,14 +367,48 @@ def tree_chart(
             textcoords="offset points",
             ha="center",
             va="top",
-            fontsize=size,
+            fontsize=MIN_TEXT_SIZE,
             zorder=3,
         )
     ax.set_xlim(-0.8, width - 0.2)
     ax.set_ylim(-depth + 0.3, 0.5)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", linestyle="", markersize=12, color=SOURCE_COLOURS[source])
+        for source in SOURCE_ORDER
+        if source in sources_drawn
+    ]
+    names = [labels[f"source_{source}"] for source in SOURCE_ORDER if source in sources_drawn]
+    if any_enrolled:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markersize=12,
+                color="white",
+                markeredgecolor="#1d1d1f",
+                markeredgewidth=3,
+            )
+        )
+        names.append(labels["chart_tree_enrolled"])
+    bottom = 0.02
     if note:
-        fig.text(0.5, 0.02, note, ha="center", fontsize=LABEL_SIZE)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+        fig.text(0.5, bottom, note, ha="center", va="bottom", fontsize=MIN_TEXT_SIZE, wrap=True)
+        bottom += 0.06
+    fig.legend(
+        handles,
+        names,
+        fontsize=MIN_TEXT_SIZE,
+        frameon=False,
+        loc="lower center",
+        ncol=2,
+        bbox_to_anchor=(0.5, bottom),
+    )
+    rows_of_legend = -(-len(handles) // 2)
+    fig.tight_layout(rect=(0, bottom + 0.065 * rows_of_legend, 1, 1))
     return _png(fig)
 
 

@@ -20,7 +20,7 @@ from bot.context import (
     period_text,
     write_atomically,
 )
-from bot.logging import configure_logging, get_logger
+from bot.logging import configure_logging, get_logger, open_log
 from bot.settings import Settings, load_settings
 from bot.texts import Texts
 from referrals import csvio, stats
@@ -44,7 +44,10 @@ async def cmd_import(ctx: Context) -> int:
         ) from exc
     db = await ctx.open_db()
     try:
-        text = csvio.decode(data)
+        encoding = csvio.detect_encoding(data)
+        if encoding == "cp1252":
+            print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
+        text = data.decode(encoding)
         count = await db.call(csvio.import_rows, text, ctx.settings.tz)
     except ImportRejected as exc:
         lines = [ctx.t("import.rejected", count=len(exc.problems))]
@@ -64,8 +67,12 @@ async def cmd_export(ctx: Context) -> int:
     # Database.call passes positional arguments only; --excel means what French Excel reads.
     delimiter = ";" if ctx.args.excel else ctx.args.delimiter
 
+    excel_tz = ctx.settings.tz if ctx.args.excel else None
+
     def write_csv(conn: sqlite3.Connection, out: Any) -> int:
-        return csvio.export_rows(conn, out, delimiter=delimiter, bom=ctx.args.excel)
+        return csvio.export_rows(
+            conn, out, delimiter=delimiter, bom=ctx.args.excel, excel_tz=excel_tz
+        )
 
     def write_file(conn: sqlite3.Connection, path: Path) -> int:
         with path.open("w", encoding="utf-8", newline="") as out:
@@ -86,6 +93,8 @@ async def cmd_export(ctx: Context) -> int:
 
 async def cmd_stats(ctx: Context) -> int:
     """``relais stats [--json] [--since] [--until]``."""
+    from bot.labels import channel_names
+
     since = parse_day(ctx, "--since", ctx.args.since)
     until = parse_day(ctx, "--until", ctx.args.until)
     low, high = day_bounds(since, until, ctx.settings.tz)
@@ -102,6 +111,7 @@ async def cmd_stats(ctx: Context) -> int:
                 "stats.report",
                 s=figures,
                 names={},
+                channel_names=channel_names(figures["channels"], ctx.t),
                 period=period_text(ctx, since, until),
             )
         )
@@ -204,12 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add("serve", _lazy("bot.bootstrap", "cmd_serve"), "only the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    add("console", _lazy("bot.bootstrap", "cmd_console"), "talk to the bot locally")
+    console = add("console", _lazy("bot.bootstrap", "cmd_console"), "talk to the bot locally")
+    console.add_argument("-v", "--verbose", action="store_true", help="log info too (stderr)")
+    console.add_argument("--log", metavar="FILE", help="write the log to FILE, not stderr")
     imp = add("import", cmd_import, "load referral records from a CSV file")
     imp.add_argument("file")
+    enrol = add("enrol", _lazy("bot.enrol_cli", "cmd_enrol"), "mark enrolment from a CSV file")
+    enrol.add_argument("file", help="CSV with columns participant, enrolled_at")
     exp = add("export", cmd_export, "write referral records as CSV")
     exp.add_argument("--out")
-    exp.add_argument("--excel", action="store_true", help="UTF-8 BOM and semicolons")
+    exp.add_argument(
+        "--excel", action="store_true", help="UTF-8 BOM, semicolons, dd/mm/yyyy hh:mm local dates"
+    )
     exp.set_defaults(delimiter=",")
     st = add("stats", cmd_stats, "word-of-mouth figures")
     st.add_argument("--json", action="store_true")
@@ -262,10 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     # The services log on stdout (what containers and journald collect); every other command
     # keeps stdout for its own output (CSV, JSON, answers) and logs on stderr.
     service = args.command in {"run", "serve"}
-    configure_logging(
-        logging.WARNING if args.command == "console" else logging.INFO,
-        stream=sys.stdout if service else sys.stderr,
-    )
+    log_file = getattr(args, "log", None)
+    quiet = args.command == "console" and not getattr(args, "verbose", False)
+    try:
+        stream = open_log(log_file) if log_file else sys.stdout if service else sys.stderr
+    except OSError as exc:
+        print(
+            Texts().render("cli.log_unwritable", "fr", path=log_file, why=exc.strerror),
+            file=sys.stderr,
+        )
+        return USER_ERROR
+    configure_logging(logging.WARNING if quiet else logging.INFO, stream=stream)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot.logging import get_logger
 from bot.ports import Person, Reply
 from bot.settings import Settings
+from bot.sms.phone import canonical
 
 if TYPE_CHECKING:
     from bot.conversation import Conversation
@@ -37,6 +38,11 @@ class ConsoleOutput:
         self.files_dir = files_dir
         self.staff_channel = staff_channel
         self.staff_names: set[str] = set()
+        self._names: dict[str, str] = {}  # case-folded name -> the name as first typed
+
+    def identity(self, name: str) -> str:
+        """One person per name whatever its case (``Bob`` is ``bob``), shown as first typed."""
+        return self._names.setdefault(name.casefold(), name)
 
     def recipient(self, reply: Reply) -> str:
         """``discord:NAME``, ``staff:NAME``, ``sms:NUMBER`` or ``#CHANNEL``."""
@@ -174,6 +180,7 @@ async def _handle(
     join = _JOIN.match(line)
     if join:
         name, link = join.groups()
+        name = output.identity(name)
         return await conversation.joined(Person("discord", name, name), link)
     match = _LINE.match(line)
     if not match:
@@ -184,8 +191,15 @@ async def _handle(
         return []
     kind, who, text = match.group(1), match.group(2), match.group(3) or ""
     if kind == "sms":
+        if not canonical(who).startswith("+"):
+            print(
+                conversation.texts.render("console.bad_sms_sender", settings.lang, who=who[:40]),
+                file=sys.stderr,
+            )
+            return []
         person = Person("sms", who, "")
     else:
+        who = output.identity(who)
         staff = kind == "staff"
         if staff:
             output.staff_names.add(who)

@@ -45,6 +45,7 @@ log = get_logger(__name__)
 DISCORD_LIMIT = 2000
 SMS_LIMIT = 1600
 INPUT_LIMIT = 2000
+MENU_TTL = timedelta(minutes=5)  # a typed number answers the last menu for this long at most
 YES = {"oui", "o", "yes", "y", "ok", "ouais", "yep", "d'accord", "daccord", "dac", "si"}
 NO = {"non", "n", "no", "nope", "annuler", "cancel", "stop"}
 _INVITE_RE = re.compile(r"(?:https?://)?discord\.gg/([A-Za-z0-9-]+)/?$")
@@ -112,7 +113,10 @@ class Conversation:
         self.sms = sms
         self.notifier = notifier
         self.invites = invites
-        self._offered: dict[str, list[Button]] = {}
+        # The last menu shown to each person and when: a typed choice answers it only while
+        # nothing else happened since and for MENU_TTL (a stale "1" must not act later).
+        self._offered: dict[str, tuple[list[Button], datetime]] = {}
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._offered_staff: list[Button] = []
         self.guard = Guard(self)
 
@@ -135,10 +139,23 @@ class Conversation:
         return Reply(Target.of(person), self.t(key, lang, **params))
 
     def _remember_buttons(self, person: Person, replies: list[Reply]) -> list[Reply]:
+        """The last menu in these replies becomes the person's menu; none clears the old one."""
+        self._offered.pop(person.key, None)
         for item in replies:
             if item.to == Target.of(person) and item.buttons:
-                self._offered[person.key] = item.buttons
+                self._offered[person.key] = (item.buttons, self.clock())
         return replies
+
+    def _menu(self, person: Person) -> list[Button] | None:
+        """The person's current menu, if it is still fresh."""
+        offered = self._offered.get(person.key)
+        if offered is None:
+            return None
+        buttons, at = offered
+        if self.clock() - at > MENU_TTL:
+            del self._offered[person.key]
+            return None
+        return buttons
 
     async def member(self, person: Person) -> Participant:
         """The participant behind a Discord person, created (organic) on first contact."""
@@ -161,6 +178,7 @@ class Conversation:
 
     async def command(self, person: Person, name: str, args: dict[str, str]) -> list[Reply]:
         """A slash command with its arguments."""
+        self._offered.pop(person.key, None)  # something else happened: the old menu is stale
         lang = self.lang(person)
         spec = COMMANDS.get(name)
         if spec is None:
@@ -200,11 +218,12 @@ class Conversation:
                     self.reply(person, "bot.unknown_command", lang, commands=self.public_commands())
                 ]
             return await self.command(person, *parsed)
-        offered = self._offered.get(person.key) or (self._offered_staff if person.staff else None)
+        offered = self._menu(person) or (self._offered_staff if person.staff else None)
         if offered:
             chosen = self._pick(offered, text)
             if chosen is not None:
                 return await self.choice(person, chosen)
+        self._offered.pop(person.key, None)  # free text: an unmatched "1" is just text
         if (refused := await self.guard.screen(person, "text:question")) is not None:
             return refused
         return self._remember_buttons(person, await self.ask(person, text))
@@ -223,13 +242,20 @@ class Conversation:
     async def choice(self, person: Person, button_id: str) -> list[Reply]:
         """A button pressed (Discord) or a numbered choice (console)."""
         action, _, arg = button_id.partition(":")
+        current = self._menu(person)
+        was_offered = current is not None and any(b.id == button_id for b in current)
         if (refused := await self.guard.screen(person, f"choice:{action}")) is not None:
+            self._offered.pop(person.key, None)
             return refused
         if self._offered.pop(person.key, None) is None and person.staff:
             self._offered_staff = []
         lang = self.lang(person)
         try:
-            if action == "confirm":
+            if button_id == "handoff:open" and not was_offered:
+                # An old button (or a menu that was not the last thing offered): a staff
+                # request is never opened without the person saying so now.
+                replies = await self._confirm_handoff(person, lang)
+            elif action == "confirm":
                 replies = await self._confirm(person, arg, lang)
             elif action == "faq":
                 replies = await self._faq_button(person, arg, lang)
@@ -237,6 +263,8 @@ class Conversation:
                 replies = await self._handoff_button(person, arg, lang)
             elif action == "forget" and not person.staff:
                 return await self.command(person, "oublier", {})  # asks to confirm
+            elif action == "questions" and arg.startswith("done:"):
+                replies = await self.command(person, "traiter", {"numero": arg[5:]})
             else:
                 replies = [self.reply(person, "bot.expired", lang)]
         except RelaisError as exc:
@@ -361,7 +389,7 @@ class Conversation:
             number = self.sms.normalize_number(person.id)
         except RelaisError as exc:
             # Premium, foreign, fixed-line or alphanumeric senders get no reply (SMS pumping).
-            log.warning("sms_sender_refused", reason=exc.key)
+            log.info("sms_sender_refused", reason=exc.key)
             await self.db.write(sms_inbound.refused_sender, exc.key, at)
             return []
         text = text[:SMS_LIMIT]
@@ -553,6 +581,8 @@ class Conversation:
         answered = answer.kind != "unknown"
         # Minimal data: the text is kept only when staff need it to improve the answers.
         keep_text = answer.kind == "unknown" or bool(answer.id and answer.score < 0.5)
+        if _menu_word(question):  # "1", "oui", "STOP": answers to menus, nothing to learn from
+            keep_text = False
         await self.db.write(
             dialogue.log_question,
             now_iso(),
@@ -617,7 +647,19 @@ class Conversation:
             return await self._send_invitation(person, data, lang)
         if kind == "forget":
             return await self._forget(person, lang)
+        if kind == "handoff":
+            return await self.handoff(person, None)
         return [self.reply(person, "bot.expired", lang)]
+
+    async def _confirm_handoff(self, person: Person, lang: str) -> list[Reply]:
+        pending_id = await self._pend(person, "handoff", {})
+        return [
+            Reply(
+                Target.of(person),
+                self.t("handoff.confirm", lang),
+                buttons=self.confirm_buttons(pending_id, lang, "handoff.confirm_yes"),
+            )
+        ]
 
     # ------------------------------------------------------------ hand-off
 
@@ -744,6 +786,12 @@ SMS_KEYWORDS: dict[Keyword, SmsKeywordHandler] = {
     Keyword.PERSON: Conversation.sms_person,
     Keyword.YES: Conversation.sms_yes,
 }
+
+
+def _menu_word(text: str) -> bool:
+    """True for a menu answer or a keyword ("2", "oui", "stop"), never a question to review."""
+    folded = _fold(text)
+    return folded.isdigit() or folded in YES or folded in NO or classify(text) is not None
 
 
 def _recent(iso: str, minutes: int = 10) -> bool:

@@ -129,7 +129,7 @@ class Guard:
             log.info("banned_refused", entry=entry)
             return [conv.reply(person, "limits.banned", conv.lang(person))]
         if verdict.limited:
-            log.warning("rate_limited", entry=entry, action=verdict.limited)
+            log.info("rate_limited", entry=entry, action=verdict.limited)
             if person.channel == "sms":
                 return []  # an answer would cost an SMS: silence
             return [

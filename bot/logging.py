@@ -7,6 +7,7 @@ local variables (they could hold phone numbers).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any, TextIO
@@ -137,3 +138,9 @@ def configure_logging(
 def get_logger(name: str) -> Any:
     """A module logger."""
     return structlog.stdlib.get_logger(name)
+
+
+def open_log(path: str) -> TextIO:
+    """A log file opened for appending, private to its owner (0600), line-buffered."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return os.fdopen(fd, "a", buffering=1, encoding="utf-8")

@@ -108,6 +108,9 @@ async def maintenance_loop(app: App, stop: asyncio.Event, tick: float = TICK) ->
             await app.router.flush()  # replies waiting for a channel this process reaches
             if await daily_due(app.db, datetime.now(UTC)):
                 await run_daily(app)
+            from bot.weekly import post_weekly_if_due
+
+            await post_weekly_if_due(app)  # off unless RELAIS_WEEKLY_REPORT is set
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib
@@ -31,6 +32,12 @@ CODE_WIDTH_IN = 7.0  # the widest the code may be printed
 MONO_ADVANCE = 0.6  # DejaVu Sans Mono: advance width per point of size
 
 
+MARGIN_MM = 10.0  # print shops and office printers cut or skip the outer few millimetres
+MM_PER_IN = 25.4
+# Average advance of DejaVu Sans per point of size (about 0.55 em; bold a little wider).
+SANS_ADVANCE, BOLD_ADVANCE = 0.55, 0.62
+
+
 @dataclass(frozen=True)
 class PosterText:
     """The words on a poster, rendered from messages/ by the caller."""
@@ -39,6 +46,24 @@ class PosterText:
     line: str
     code_caption: str
     code_line: str
+    audience: str = ""  # who it is for (16-29)
+    offer: str = ""  # what it offers, and that it is free
+    where: str = ""  # where to find the programme
+
+
+def _usable_width_pt() -> float:
+    return (A4_WIDTH_IN - 2 * MARGIN_MM / MM_PER_IN) * 72
+
+
+def _wrapped(text: str, size: float, advance: float = SANS_ADVANCE) -> str:
+    """``text`` broken into lines that fit between the margins at ``size`` points."""
+    width = max(10, int(_usable_width_pt() / (advance * size)))
+    return "\n".join(textwrap.wrap(text, width)) if text else ""
+
+
+def _fitted(text: str, largest: float, advance: float) -> float:
+    """The largest size up to ``largest`` at which ``text`` fits on one line."""
+    return min(largest, _usable_width_pt() / (advance * max(len(text), 1)))
 
 
 def qr_matrix(link: str) -> np.ndarray:
@@ -52,25 +77,30 @@ def _code_size(code: str, largest: float) -> float:
 
 
 def poster_figure(text: PosterText, code: str, link: str | None) -> Figure:
-    """The A4 page (portrait) as a matplotlib figure."""
+    """The A4 page (portrait) as a matplotlib figure; every mark stays 10 mm from the edges."""
     fig = Figure(figsize=(A4_WIDTH_IN, A4_HEIGHT_IN))
     FigureCanvasAgg(fig)
     # A long programme name gets smaller type rather than running off the page.
-    title_size = min(44.0, 7.4 * 72 / (0.62 * max(len(text.programme), 1)))
+    title_size = _fitted(text.programme, 40.0, BOLD_ADVANCE)
     fig.text(
-        0.5, 0.93, text.programme, ha="center", va="center", fontsize=title_size, weight="bold"
+        0.5, 0.925, text.programme, ha="center", va="center", fontsize=title_size, weight="bold"
     )
-    fig.text(0.5, 0.865, text.line, ha="center", va="center", fontsize=20, wrap=True)
+    if text.audience:
+        size = _fitted(text.audience, 28.0, BOLD_ADVANCE)
+        fig.text(0.5, 0.868, text.audience, ha="center", va="center", fontsize=size, weight="bold")
+    if text.offer:
+        fig.text(0.5, 0.815, _wrapped(text.offer, 17), ha="center", va="center", fontsize=17)
     if link:
-        side = 0.66  # of the page width; the axes are square on paper
+        side = 0.56  # of the page width; the axes are square on paper
         height = side * A4_WIDTH_IN / A4_HEIGHT_IN
-        ax = fig.add_axes((0.5 - side / 2, 0.315, side, height))
+        ax = fig.add_axes((0.5 - side / 2, 0.345, side, height))
         ax.imshow(qr_matrix(link), cmap="gray_r", interpolation="none", vmin=0, vmax=1)
         ax.set_axis_off()
-        caption_y, code_y, line_y, largest = 0.25, 0.17, 0.08, 72.0
+        line_y, caption_y, code_y, code_line_y, largest = 0.305, 0.255, 0.19, 0.13, 64.0
     else:
-        caption_y, code_y, line_y, largest = 0.62, 0.50, 0.36, 96.0
-    fig.text(0.5, caption_y, text.code_caption, ha="center", va="center", fontsize=20)
+        line_y, caption_y, code_y, code_line_y, largest = 0.70, 0.60, 0.48, 0.36, 90.0
+    fig.text(0.5, line_y, _wrapped(text.line, 17), ha="center", va="center", fontsize=17)
+    fig.text(0.5, caption_y, text.code_caption, ha="center", va="center", fontsize=18)
     fig.text(
         0.5,
         code_y,
@@ -81,14 +111,18 @@ def poster_figure(text: PosterText, code: str, link: str | None) -> Figure:
         family="DejaVu Sans Mono",
         weight="bold",
     )
-    fig.text(0.5, line_y, text.code_line, ha="center", va="center", fontsize=18)
+    fig.text(0.5, code_line_y, _wrapped(text.code_line, 16), ha="center", va="center", fontsize=16)
+    if text.where:
+        fig.text(0.5, 0.075, _wrapped(text.where, 14), ha="center", va="center", fontsize=14)
     return fig
 
 
 def poster_pdf(text: PosterText, code: str, link: str | None) -> bytes:
-    """The poster as a one-page A4 PDF."""
+    """The poster as a one-page A4 PDF, its fonts embedded as TrueType (Type 42): print shops
+    refuse or mangle the Type 3 bitmaps matplotlib writes by default."""
     buffer = io.BytesIO()
-    poster_figure(text, code, link).savefig(buffer, format="pdf", facecolor="white")
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        poster_figure(text, code, link).savefig(buffer, format="pdf", facecolor="white")
     return buffer.getvalue()
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from bot import charts
+from bot import labels as labels_module
 from bot.texts import LANGS, MESSAGES_DIR
 from referrals import analytics, stats
 from referrals.timeutil import day_bounds
@@ -62,12 +63,13 @@ async def build_report(
     tz: str = "UTC",
     messages_dir: Path = MESSAGES_DIR,
 ) -> str:
-    """The report's HTML. ``render(key)`` renders a message key in ``lang`` (chart labels)."""
+    """The report's HTML. ``render(key, **params)`` renders a message key in ``lang``."""
     figures = await db.read(stats.compute, since, until)
     extra = await db.read(analytics.compute, since, until, tz)
     labels = charts.chart_labels(render)
-    weekly_png, waves_png = await asyncio.gather(
-        charts.weekly_chart_async(extra["weekly"], labels),
+    timeline_png, cohorts_png, waves_png = await asyncio.gather(
+        charts.timeline_chart_async(extra["timeline"], labels),
+        charts.cohorts_chart_async(extra["cohorts"], labels),
         charts.waves_chart_async(figures["waves"], labels),
     )
     template = report_environment(lang, messages_dir).get_template(TEMPLATE)
@@ -75,16 +77,21 @@ async def build_report(
         template.render,
         programme=programme,
         period=period,
+        covered=extra["covered"],
         generated=generated,
+        tz=tz,
         s=figures,
         a=extra,
-        source_names={name: labels[f"source_{name}"] for name in analytics.SOURCES},
+        source_names=labels_module.source_names(render),
+        channel_names=labels_module.channel_names(figures["channels"], render),
         charts={
-            "weekly": png_data_uri(weekly_png),
+            "timeline": png_data_uri(timeline_png),
+            "cohorts": png_data_uri(cohorts_png),
             "waves": png_data_uri(waves_png),
         },
         chart_titles={
-            "weekly": labels["chart_weekly_title"],
+            "timeline": labels[f"chart_timeline_title_{extra['timeline']['bucket']}"],
+            "cohorts": labels["chart_cohorts_title"],
             "waves": labels["chart_waves_title"],
         },
     )
@@ -106,7 +113,7 @@ async def cmd_report(ctx: Context) -> int:
             db,
             lang=lang,
             programme=ctx.settings.programme_name,
-            render=lambda key: ctx.t(key),
+            render=ctx.t,
             since=low,
             until=high,
             period=period_text(ctx, since, until),

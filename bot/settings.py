@@ -110,6 +110,7 @@ class Settings:
     retention_questions_days: int = 90
     backup_dir: Path | None = None
     backup_keep: int = 7
+    weekly_report: bool = False  # Monday 09:00 local: the week's figures to the staff channel
     discord_client_id: str | None = None
     discord_client_secret: str | None = None
     discord_api_url: str = DEFAULT_DISCORD_API_URL
@@ -177,6 +178,7 @@ _ATTRIBUTE = {
     "RETENTION_QUESTIONS_DAYS": "retention_questions_days",
     "BACKUP_DIR": "backup_dir",
     "BACKUP_KEEP": "backup_keep",
+    "RELAIS_WEEKLY_REPORT": "weekly_report",
 }
 VARIABLES = tuple(_ATTRIBUTE)
 
@@ -264,4 +266,8 @@ def load_settings(
         if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
             raise ConfigError("config.bad_value", name="RELAIS_DEV_SYNC", value=value)
         kwargs["dev_sync"] = value.lower() in {"1", "true", "yes", "oui"}
+    if (value := get("RELAIS_WEEKLY_REPORT")) is not None:
+        if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
+            raise ConfigError("config.bad_value", name="RELAIS_WEEKLY_REPORT", value=value)
+        kwargs["weekly_report"] = value.lower() in {"1", "true", "yes", "oui"}
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -56,6 +56,14 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.0f}\u00a0%"
 
 
+_ELIDING = "aeiouyhàâäéèêëîïôöùûüœæ"
+
+
+def _de(name: str) -> str:
+    """French "de" before a name, elided before a vowel: "d'Amina", "de Sam"."""
+    return f"d'{name}" if name[:1].lower() in _ELIDING else f"de {name}"
+
+
 class Texts:
     """Renders message keys in a language, falling back to the default language."""
 
@@ -74,6 +82,7 @@ class Texts:
         self.env.filters["code"] = _format_code
         self.env.filters["number"] = _number
         self.env.filters["percent"] = _percent
+        self.env.filters["de"] = _de
         self.globals: dict[str, Any] = {}
         # Compiled once: the catalogs are read at start (a restart picks up edited texts).
         self._templates: dict[tuple[str, str], jinja2.Template] = {}

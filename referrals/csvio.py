@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,14 +46,97 @@ class _Rows:
         return len(self.refs)
 
 
-def decode(data: bytes) -> str:
-    """Decode a CSV file as UTF-8 with or without BOM; refuse binary content."""
+def detect_encoding(data: bytes) -> str:
+    """``utf-8-sig`` for UTF-8 text (with or without BOM), ``cp1252`` for what French Excel
+    writes as "CSV (séparateur : point-virgule)"; refuse binary content and anything else.
+
+    UTF-8 is tried first: a cp1252 file with accents is never valid UTF-8 (an accented letter
+    is one byte above 0x7F, never a valid UTF-8 sequence next to ASCII), so the two cannot be
+    confused. cp1252 is accepted only when every byte maps to a printable character and no
+    three bytes above 0x7F follow each other; anything else (UTF-16, binary, another code page
+    full of non-Latin letters) is refused, never guessed.
+    """
     if b"\x00" in data:
         raise ImportRejected([ImportProblem("import.not_text")])
     try:
-        return data.decode("utf-8-sig")
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "utf-8-sig"
+    try:
+        text = data.decode("cp1252")
     except UnicodeDecodeError:
         raise ImportRejected([ImportProblem("import.not_text")]) from None
+    if any(ord(char) < 32 and char not in "\t\r\n" for char in text) or _NON_ASCII_RUN.search(data):
+        raise ImportRejected([ImportProblem("import.not_text")])
+    return "cp1252"
+
+
+# In French or English text saved as cp1252, accented letters stand between ASCII letters
+# ("Hélène", "Noël"); three bytes above 0x7F in a row are another encoding or binary.
+_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]{3}")
+
+
+def decode(data: bytes) -> str:
+    """Decode a CSV file (``detect_encoding``); refuse binary content."""
+    return data.decode(detect_encoding(data))
+
+
+# OWASP CSV injection: a cell starting with one of these runs as a formula in Excel or
+# LibreOffice. Exports prefix it with a quote; "'" itself is prefixed too, so that the import,
+# which removes one leading quote before any of these, gives back exactly what was exported.
+FORMULA_STARTS = frozenset("=+-@\t\r'")
+
+
+def neutralise(cell: str) -> str:
+    """A text cell safe to open in a spreadsheet (``'`` before a formula start)."""
+    return "'" + cell if cell and cell[0] in FORMULA_STARTS else cell
+
+
+def unneutralise(cell: str) -> str:
+    """The cell as it was before ``neutralise``."""
+    return cell[1:] if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_STARTS else cell
+
+
+# Channels the bot records; ``campaign:NAME`` too. Anything else in a file is a typo.
+CHANNELS = frozenset(("discord_invite", "link", "code", "sms", "unknown"))
+CAMPAIGN_PREFIX = "campaign:"
+# A join more than this far ahead of the import's clock cannot be true.
+FUTURE_TOLERANCE = timedelta(days=1)
+_DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def parse_date(text: str, zone: ZoneInfo) -> datetime | None:
+    """ISO 8601 (a naive time read in ``zone``), or French day-first ``dd/mm/yyyy`` and
+    ``dd/mm/yyyy hh:mm[:ss]`` read in ``zone``; None when it does not parse."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = parse_datetime(text, zone.key)
+        if value is None:
+            match = _DAY_FIRST.fullmatch(text)
+            if match is None:
+                return None
+            day, month, year, hour, minute, second = (int(g) if g else 0 for g in match.groups())
+            try:
+                value = datetime(year, month, day, hour, minute, second)
+            except ValueError:
+                return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+
+
+def excel_date(iso: str | None, zone: ZoneInfo) -> str:
+    """A stored UTC time as French Excel shows it: ``dd/mm/yyyy hh:mm`` local (``:ss`` when
+    the seconds are not zero), which ``parse_date`` reads back."""
+    if not iso:
+        return ""
+    value = parse_datetime(iso)
+    if value is None:
+        return iso
+    local = value.astimezone(zone)
+    text = local.strftime("%d/%m/%Y %H:%M")
+    return text + local.strftime(":%S") if local.second else text
 
 
 def _dialect(header_line: str) -> str:
@@ -89,8 +173,12 @@ def _is_canonical(text: str) -> bool:
     )
 
 
-def parse(text: str, tz: str, conn: sqlite3.Connection) -> _Rows:
-    """Check a whole file against the rules of SPEC §5 and the database; raise on any problem."""
+def parse(text: str, tz: str, conn: sqlite3.Connection, now: datetime | None = None) -> _Rows:
+    """Check a whole file against the rules of SPEC §5 and the database; raise on any problem.
+
+    Every problem of a line is reported (a bad date does not hide an unknown referrer), up to
+    ``MAX_PROBLEMS``, in line order. ``now`` is the clock dates in the future are judged by.
+    """
     problems: list[ImportProblem] = []
 
     def problem(key: str, line: int, **params: str) -> None:
@@ -107,7 +195,10 @@ def parse(text: str, tz: str, conn: sqlite3.Connection) -> _Rows:
     width = len(names)
     blank = [""] * (width + 1)
     zone = ZoneInfo(tz)
+    latest = ((now or datetime.now(UTC)) + FUTURE_TOLERANCE).timestamp()
     fromisoformat = datetime.fromisoformat
+    # Rows whose own cells are wrong are still checked against the others (referrer, order).
+    bad_lines: set[int] = set()
     # This loop runs a million times for a big file: every attribute lookup counts.
     add_line, add_ref, add_referrer = rows.lines.append, rows.refs.append, rows.referrers.append
     add_joined, add_stamp, add_channel = (
@@ -125,7 +216,8 @@ def parse(text: str, tz: str, conn: sqlite3.Connection) -> _Rows:
             else:
                 record.extend(blank[len(record) :])
             ref, referrer, joined_text, channel, kind, enrolled_text = pick(record)
-            ref, referrer, joined_text = ref.strip(), referrer.strip(), joined_text.strip()
+            ref, referrer = unneutralise(ref.strip()), unneutralise(referrer.strip())
+            joined_text = joined_text.strip()
             if not ref:
                 if any(cell.strip() for cell in record):
                     problem("import.missing_value", start, column="participant")
@@ -134,54 +226,103 @@ def parse(text: str, tz: str, conn: sqlite3.Connection) -> _Rows:
                 problem("import.duplicate", start, participant=ref, first=str(seen[ref]))
                 continue
             seen[ref] = start
+            count = len(problems)
+            joined: datetime | None
             try:
-                joined: datetime | None = fromisoformat(joined_text)
+                joined = fromisoformat(joined_text)
+                if joined.tzinfo is None:
+                    joined = joined.replace(tzinfo=zone)
             except ValueError:
-                joined = parse_datetime(joined_text, tz)
+                joined = parse_date(joined_text, zone)
+            stamp = 0.0
             if joined is None:
                 problem("import.bad_date", start, column="joined_at", value=joined_text)
-            elif joined.tzinfo is None:
-                joined = joined.replace(tzinfo=zone)
+            else:
+                stamp = joined.timestamp()
+                if stamp > latest:
+                    problem("import.future_date", start, column="joined_at", value=joined_text)
             enrolled = None
             if enrolled_text := enrolled_text.strip():
-                enrolled = parse_datetime(enrolled_text, tz)
+                enrolled = parse_date(enrolled_text, zone)
                 if enrolled is None:
                     problem("import.bad_date", start, column="enrolled_at", value=enrolled_text)
+                elif enrolled.timestamp() > latest:
+                    problem("import.future_date", start, column="enrolled_at", value=enrolled_text)
+                elif joined is not None and enrolled < joined:
+                    problem("import.enrolled_before_joined", start, enrolled=enrolled_text)
             kind = kind.strip().lower() or "youth"
             if kind not in KINDS:
                 problem("import.bad_kind", start, value=kind)
+            channel = unneutralise(channel.strip()) or "unknown"
+            if channel not in CHANNELS and not (
+                channel.startswith(CAMPAIGN_PREFIX) and len(channel) > len(CAMPAIGN_PREFIX)
+            ):
+                problem("import.bad_channel", start, value=channel)
             if referrer == ref:
                 problem("import.self_referral", start, participant=ref)
-            if problems or joined is None:
+            if len(problems) > count:
+                bad_lines.add(start)
                 if len(problems) >= MAX_PROBLEMS:
                     break
-                continue  # the file is refused: its rows need not be kept
+            if problems:
+                # The file is refused: keep only what the checks across rows need.
+                add_line(start)
+                add_ref(ref)
+                add_referrer(referrer)
+                add_joined("")
+                add_stamp(stamp if joined is not None else float("nan"))
+                continue
             add_line(start)
             add_ref(ref)
             add_referrer(referrer)
+            assert joined is not None  # a row without problems has its date
             add_joined(joined_text if _is_canonical(joined_text) else to_iso(joined))
-            add_stamp(joined.timestamp())
-            add_channel(channel.strip() or "unknown")
+            add_stamp(stamp)
+            add_channel(channel)
             add_kind(kind)
             add_enrolled(to_iso(enrolled) if enrolled else None)
     except csv.Error as exc:
         problem("import.bad_csv", line + 1, detail=str(exc))
-    if problems:
-        raise ImportRejected(problems)
 
+    if len(problems) < MAX_PROBLEMS:
+        _check_across_rows(conn, rows, seen, problem)
+    if problems:
+        problems.sort(key=lambda p: p.line or 0)
+        raise ImportRejected(problems[:MAX_PROBLEMS])
+    return rows
+
+
+def _check_across_rows(
+    conn: sqlite3.Connection,
+    rows: _Rows,
+    seen: dict[str, int],
+    problem: Callable[..., None],
+) -> None:
+    """Rules that join rows: already in the database, unknown referrer, a recruit who joined
+    before their referrer (in the file or in the database)."""
     existing = _existing(conn, rows.refs)
     for line, ref in zip(rows.lines, rows.refs, strict=True):
         if ref in existing:
             problem("import.exists", line, participant=ref)
+    index = dict(zip(rows.refs, range(len(rows.refs)), strict=True))
     unknown = set(rows.referrers).difference(seen)
     unknown.discard("")
-    known_outside = _existing(conn, list(unknown))
-    for line, referrer in zip(rows.lines, rows.referrers, strict=True):
-        if referrer in unknown and referrer not in known_outside:
+    outside = _existing(conn, list(unknown))
+    stamps = rows.stamps
+    for i, (line, referrer) in enumerate(zip(rows.lines, rows.referrers, strict=True)):
+        if not referrer:
+            continue
+        j = index.get(referrer)
+        if j is not None:
+            before = stamps[i] < stamps[j]  # NaN (a bad date) compares False
+        elif referrer in outside:
+            joined = parse_datetime(outside[referrer][3])
+            before = joined is not None and stamps[i] < joined.timestamp()
+        else:
             problem("import.unknown_referrer", line, referrer=referrer)
-    if problems:
-        raise ImportRejected(problems[:MAX_PROBLEMS])
-    return rows
+            continue
+        if before:
+            problem("import.before_referrer", line, referrer=referrer)
 
 
 def _existing(conn: sqlite3.Connection, refs: list[str]) -> dict[str, tuple[int, int, int, str]]:
@@ -338,11 +479,13 @@ def _insert(conn: sqlite3.Connection, rows: _Rows, placed: _Placed, first_id: in
         conn.execute(sql)
 
 
-def import_rows(conn: sqlite3.Connection, text: str, tz: str = "UTC") -> int:
+def import_rows(
+    conn: sqlite3.Connection, text: str, tz: str = "UTC", now: datetime | None = None
+) -> int:
     """Check and load a whole CSV text in one transaction; returns the number of rows."""
 
     def run(conn: sqlite3.Connection) -> int:
-        rows = parse(text, tz, conn)
+        rows = parse(text, tz, conn, now)
         if not rows:
             return 0
         first_id = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]) + 1
@@ -378,10 +521,18 @@ def write_csv(
     if bom:
         out.write("\ufeff")
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    # With "\n" line ends, the csv module leaves a lone "\r" unquoted, which a reader takes
+    # for a line break: such rows are written with every cell quoted.
+    quoted = csv.writer(out, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(header)
     count = 0
     while batch := cursor.fetchmany(5000):
-        writer.writerows(row(record) for record in batch)
+        for record in batch:
+            cells = [neutralise(cell) if isinstance(cell, str) else cell for cell in row(record)]
+            if any(isinstance(cell, str) and "\r" in cell for cell in cells):
+                quoted.writerow(cells)
+            else:
+                writer.writerow(cells)
         count += len(batch)
     return count
 
@@ -392,12 +543,33 @@ def export_rows(
     *,
     delimiter: str = ",",
     bom: bool = False,
+    excel_tz: str | None = None,
 ) -> int:
-    """Write every participant as a CSV row of SPEC §5; returns the number of rows."""
+    """Write every participant as a CSV row of SPEC §5; returns the number of rows.
+
+    With ``excel_tz``, dates are ``dd/mm/yyyy hh:mm`` in that zone, as French Excel shows
+    and saves them, so a file edited in Excel imports back unchanged."""
     cursor = conn.execute(
         "SELECT p.ref, r.ref, p.joined_at, p.channel, p.kind, p.enrolled_at"
         " FROM participants p LEFT JOIN participants r ON r.id = p.referrer_id ORDER BY p.id"
     )
+    if excel_tz is not None:
+        zone = ZoneInfo(excel_tz)
+        return write_csv(
+            out,
+            COLUMNS,
+            cursor,
+            lambda r: (
+                r[0],
+                r[1] or "",
+                excel_date(r[2], zone),
+                r[3],
+                r[4],
+                excel_date(r[5], zone),
+            ),
+            delimiter=delimiter,
+            bom=bom,
+        )
     return write_csv(
         out,
         COLUMNS,
@@ -406,3 +578,109 @@ def export_rows(
         delimiter=delimiter,
         bom=bom,
     )
+
+
+ENROL_COLUMNS = ("participant", "enrolled_at")
+
+
+def enrol_rows(
+    conn: sqlite3.Connection, text: str, tz: str = "UTC", now: datetime | None = None
+) -> tuple[int, int]:
+    """Mark enrolment from a CSV of ``participant, enrolled_at``, all or nothing.
+
+    Each line names a participant of the database (not erased) and the date they entered the
+    programme (ISO 8601 or ``dd/mm/yyyy [hh:mm]`` in ``tz``), neither in the future nor before
+    they joined. Returns (newly enrolled, dates changed); a line repeating the stored date
+    changes nothing.
+    """
+
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        problems: list[ImportProblem] = []
+        first_line = text[: text.find("\n")] if "\n" in text else text
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=_dialect(first_line))
+        try:
+            header = [name.strip().lower() for name in next(reader)]
+        except StopIteration:
+            raise ImportRejected([ImportProblem("import.empty")]) from None
+        missing = [column for column in ENROL_COLUMNS if column not in header]
+        if missing:
+            raise ImportRejected(
+                [ImportProblem("import.missing_column", 1, column=", ".join(missing))]
+            )
+        at_ref, at_date = header.index("participant"), header.index("enrolled_at")
+        zone = ZoneInfo(tz)
+        latest = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
+        seen: dict[str, int] = {}
+        updates: list[tuple[str, int, str | None]] = []
+        line = reader.line_num
+        try:
+            for record in reader:
+                start, line = line + 1, reader.line_num
+                cells = [*record, "", ""]
+                ref = unneutralise(cells[at_ref].strip())
+                date_text = cells[at_date].strip()
+                if not ref:
+                    if any(cell.strip() for cell in record):
+                        problems.append(
+                            ImportProblem("import.missing_value", start, column="participant")
+                        )
+                    continue
+                if ref in seen:
+                    problems.append(
+                        ImportProblem(
+                            "import.duplicate", start, participant=ref, first=str(seen[ref])
+                        )
+                    )
+                    continue
+                seen[ref] = start
+                found = conn.execute(
+                    "SELECT id, joined_at, enrolled_at FROM participants"
+                    " WHERE ref = ? AND erased_at IS NULL",
+                    (ref,),
+                ).fetchone()
+                if found is None:
+                    problems.append(
+                        ImportProblem("import.unknown_participant", start, participant=ref)
+                    )
+                enrolled = parse_date(date_text, zone) if date_text else None
+                if enrolled is None:
+                    problems.append(
+                        ImportProblem(
+                            "import.bad_date", start, column="enrolled_at", value=date_text
+                        )
+                    )
+                elif enrolled > latest:
+                    problems.append(
+                        ImportProblem(
+                            "import.future_date", start, column="enrolled_at", value=date_text
+                        )
+                    )
+                elif found is not None:
+                    joined = parse_datetime(found[1])
+                    if joined is not None and enrolled < joined:
+                        problems.append(
+                            ImportProblem(
+                                "import.enrolled_before_joined", start, enrolled=date_text
+                            )
+                        )
+                    elif not problems:
+                        updates.append((to_iso(enrolled), found[0], found[2]))
+                if len(problems) >= MAX_PROBLEMS:
+                    break
+        except csv.Error as exc:
+            problems.append(ImportProblem("import.bad_csv", line + 1, detail=str(exc)))
+        if problems:
+            raise ImportRejected(problems[:MAX_PROBLEMS])
+        new = changed = 0
+        for at, pid, before in updates:
+            if before == at:
+                continue
+            conn.execute("UPDATE participants SET enrolled_at = ? WHERE id = ?", (at, pid))
+            if before is None:
+                new += 1
+                log_event(conn, "enrolled", pid)
+            else:
+                changed += 1
+        return new, changed
+
+    return run_write(conn, run)

@@ -7,7 +7,9 @@ The brain (``bot.conversation`` and its commands) calls these functions through
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import unicodedata
 from typing import Any
 
 from referrals.service import get_participant, log_event
@@ -45,16 +47,45 @@ def add_feedback(conn: sqlite3.Connection, entry_id: str, useful: bool, at: str)
     )
 
 
+def fold_question(text: str) -> str:
+    """A question's text for grouping: lower case, no accents, punctuation or extra spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w']+", " ", letters).split())
+
+
 def learning_report(conn: sqlite3.Connection, since: str) -> dict[str, Any]:
-    """Unanswered and low-confidence questions since a date, and feedback counts per entry."""
-    unanswered = [
-        {"at": at, "text": text, "entry": entry, "score": score}
-        for at, text, entry, score in conn.execute(
-            "SELECT at, text, entry_id, score FROM questions"
-            " WHERE at >= ? AND text IS NOT NULL ORDER BY answered, score, at DESC LIMIT ?",
-            (since, SHOWN),
-        )
-    ]
+    """Questions to act on since a date (one line per distinct text), and feedback per entry.
+
+    A group counts every time the same question (folded) was asked and not yet handled; the
+    groups that have waited longest come first. ``id`` is the latest question of the group.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(
+        "SELECT id, at, text, entry_id, score FROM questions"
+        " WHERE at >= ? AND text IS NOT NULL AND handled_at IS NULL ORDER BY at, id",
+        (since,),
+    )
+    for row_id, at, text, entry, score in rows:
+        key = fold_question(text)
+        if not key:
+            continue
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {
+                "id": row_id,
+                "text": text,
+                "count": 1,
+                "first_at": at,
+                "first_id": row_id,
+                "last_at": at,
+                "entry": entry,
+                "score": score,
+            }
+        else:
+            group.update(id=row_id, text=text, last_at=at, entry=entry, score=score)
+            group["count"] += 1
+    waiting = sorted(groups.values(), key=lambda g: (g["first_at"], g["first_id"]))
     totals = conn.execute(
         "SELECT COUNT(*), SUM(answered = 0) FROM questions WHERE at >= ?", (since,)
     ).fetchone()
@@ -69,9 +100,50 @@ def learning_report(conn: sqlite3.Connection, since: str) -> dict[str, Any]:
     return {
         "asked": totals[0] or 0,
         "unanswered_count": totals[1] or 0,
-        "questions": unanswered,
+        "distinct": len(waiting),
+        "questions": waiting[:SHOWN],
         "feedback": feedback,
     }
+
+
+def handle_question(
+    conn: sqlite3.Connection, question_id: int, at: str, entry_id: str | None = None
+) -> dict[str, Any] | None:
+    """Mark a question handled, with every unhandled one of the same text; None if unknown.
+
+    With ``entry_id``, the text becomes an example of that entry (learnt at the next start).
+    """
+    row = conn.execute(
+        "SELECT text, lang FROM questions WHERE id = ? AND text IS NOT NULL", (question_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    text, lang = row
+    key = fold_question(text)
+    same = [
+        qid
+        for qid, other in conn.execute(
+            "SELECT id, text FROM questions WHERE handled_at IS NULL AND text IS NOT NULL"
+        )
+        if fold_question(other) == key
+    ]
+    conn.executemany("UPDATE questions SET handled_at = ? WHERE id = ?", [(at, q) for q in same])
+    if entry_id is not None:
+        conn.execute(
+            "INSERT INTO faq_examples (entry_id, lang, text, added_at) VALUES (?, ?, ?, ?)",
+            (entry_id, lang, text, at),
+        )
+    return {"text": text, "count": max(len(same), 1), "entry": entry_id}
+
+
+def learnt_examples(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(entry id, language, text) of every example staff added from real questions."""
+    return [
+        (entry, lang, text)
+        for entry, lang, text in conn.execute(
+            "SELECT entry_id, lang, text FROM faq_examples ORDER BY id"
+        )
+    ]
 
 
 def display_names(conn: sqlite3.Connection, refs: list[str]) -> dict[str, str]:

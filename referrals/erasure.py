@@ -35,6 +35,7 @@ TABLES: dict[str, str] = {
     "inbound_sms": "no personal data (provider message ids); pruned by retention",
     "questions": "shown; text set to NULL",
     "faq_feedback": "no personal data (not tied to a person)",
+    "faq_examples": "not tied to a person (a question's text that staff chose as an example)",
     "handoffs": "shown; text set to NULL",
     "attempts": "shown (count); deleted (keys are hashed person keys)",
     "pending_actions": "shown (kind and date); deleted",

@@ -59,6 +59,7 @@ def visit(conn: sqlite3.Connection, token: str, at: str) -> Visit | None:
             conn,
             joined_at=at,
             kind="relative",
+            display_name=invitation["first_name"] or None,
             channel="sms",
             referrer_id=invitation["member_id"],
             phone_hash=invitation["phone_hash"],

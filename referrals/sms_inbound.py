@@ -83,7 +83,8 @@ def record_inbound(
         is not None
     )
     invitation = conn.execute(
-        "SELECT id, member_id, lang, joined_participant_id, sent_at, status FROM invitations"
+        "SELECT id, member_id, lang, joined_participant_id, first_name, sent_at, status"
+        " FROM invitations"
         " WHERE phone_hash = ? ORDER BY id DESC LIMIT 1",
         (phone_hash,),
     ).fetchone()
@@ -133,6 +134,8 @@ def record_inbound(
             conn,
             joined_at=at,
             kind="relative",
+            # Staff know them by the first name the member gave when inviting them.
+            display_name=invitation["first_name"] or None,
             channel="sms",
             referrer_id=invitation["member_id"],
             phone_hash=phone_hash,

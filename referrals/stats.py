@@ -6,9 +6,16 @@ Waves and tree roots are stored when a source is set, so every figure is a GROUP
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from typing import Any
 
+from referrals.timeutil import parse_datetime, to_iso
+
 TOP_REFERRERS = 10
+WINDOW_DAYS = 30
+WINDOW_SECONDS = WINDOW_DAYS * 86400
+# A leaderboard shows people staff can still thank: not those who left, were banned or erased.
+ACTIVE_SQL = "r.left_at IS NULL AND r.banned = 0 AND r.erased_at IS NULL"
 
 
 def _where(since: str | None, until: str | None, alias: str = "") -> tuple[str, list[str]]:
@@ -70,17 +77,7 @@ def compute(
         name = channel or "unknown"
         counted[name] = counted.get(name, 0) + count
     channels = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
-    pwhere, pparams = _where(since, until, "p")
-    top = [
-        {"participant": ref, "recruits": recruits}
-        for ref, recruits in conn.execute(
-            "SELECT r.ref, t.n FROM (SELECT referrer_id, COUNT(*) AS n FROM participants p"
-            f"{_and(pwhere, 'p.referrer_id IS NOT NULL')} GROUP BY referrer_id) t"
-            " JOIN participants r ON r.id = t.referrer_id ORDER BY t.n DESC, r.ref"
-            f" LIMIT {TOP_REFERRERS}",
-            pparams,
-        )
-    ]
+    top, more_tied = top_referrers(conn, since, until)
     return {
         "participants": participants,
         "seeds": seeds,
@@ -97,8 +94,102 @@ def compute(
         "enrollment_rate_referred": _rate(enrolled_referred, referred),
         "enrollment_rate_seeds": _rate(enrolled_seeds, seeds),
         "top_referrers": top,
+        "top_referrers_more_tied": more_tied,
         "invitations": invitations(conn, since, until),
+        "recruits_30d": recruits_30d(conn, since, until),
+        "recruits_by_wave": recruits_by_wave(conn, waves, since, until),
     }
+
+
+def top_referrers(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Up to ten people who brought the most (recruits who joined in the period), ties ranked
+    alike (1, 1, 3) and ordered by who joined first; people who left, were banned or erased are
+    left out. Also returns how many more people tie with the last one shown."""
+    pwhere, pparams = _where(since, until, "p")
+    rows = conn.execute(
+        "SELECT r.ref, t.n FROM (SELECT referrer_id, COUNT(*) AS n FROM participants p"
+        f"{_and(pwhere, 'p.referrer_id IS NOT NULL')} GROUP BY referrer_id) t"
+        f" JOIN participants r ON r.id = t.referrer_id WHERE {ACTIVE_SQL}"
+        " ORDER BY t.n DESC, r.joined_at, r.id"
+        f" LIMIT {TOP_REFERRERS + 1}",
+        pparams,
+    ).fetchall()
+    top: list[dict[str, Any]] = []
+    for position, (ref, recruits) in enumerate(rows[:TOP_REFERRERS], start=1):
+        rank = top[-1]["rank"] if top and top[-1]["recruits"] == recruits else position
+        top.append({"participant": ref, "recruits": recruits, "rank": rank})
+    more_tied = 0
+    if len(rows) > TOP_REFERRERS:
+        last = rows[TOP_REFERRERS - 1][1]
+        more_tied = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT referrer_id, COUNT(*) AS n FROM participants p"
+            f"{_and(pwhere, 'p.referrer_id IS NOT NULL')} GROUP BY referrer_id) t"
+            f" JOIN participants r ON r.id = t.referrer_id WHERE {ACTIVE_SQL} AND t.n = ?",
+            [*pparams, last],
+        ).fetchone()[0] - sum(1 for row in rows[:TOP_REFERRERS] if row[1] == last)
+    return top, more_tied
+
+
+def horizon(conn: sqlite3.Connection, since: str | None, until: str | None) -> str | None:
+    """The end of the observed period: ``until``, else the latest join among the counted."""
+    if until:
+        return until
+    where, params = _where(since, until)
+    row = conn.execute(f"SELECT MAX(joined_at) FROM participants{where}", params).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def window_cutoff(conn: sqlite3.Connection, since: str | None, until: str | None) -> str | None:
+    """Participants who joined at or before this instant had their whole 30-day window
+    observed (SPEC §6 ``recruits_30d``); None when nobody joined."""
+    end = parse_datetime(horizon(conn, since, until) or "")
+    return to_iso(end - timedelta(days=WINDOW_DAYS)) if end else None
+
+
+def recruits_30d(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> float | None:
+    """Mean number of people each counted participant brought in within 30 days of their own
+    join, over those who joined at least 30 days before the horizon; None when none did."""
+    cutoff = window_cutoff(conn, since, until)
+    if cutoff is None:
+        return None
+    where, params = _where(since, until, "p")
+    where = _and(where, "p.joined_at <= ?")
+    qualified = _count(conn, where.replace("p.", ""), [*params, cutoff])
+    if not qualified:
+        return None
+    recruits = conn.execute(
+        "SELECT COUNT(*) FROM participants r JOIN participants p ON p.id = r.referrer_id"
+        f"{where} AND r.referral_delay_s <= ?",
+        [*params, cutoff, WINDOW_SECONDS],
+    ).fetchone()[0]
+    return round(recruits / qualified, 4)
+
+
+def recruits_by_wave(
+    conn: sqlite3.Connection, waves: list[int], since: str | None = None, until: str | None = None
+) -> list[float]:
+    """Per wave of the counted participants: people they brought in (themselves counted)
+    divided by the size of the wave; the last wave is 0."""
+    brought = [0] * len(waves)
+    if since or until:
+        where, params = _where(since, until, "p")
+        rwhere, rparams = _where(since, until, "r")
+        for wave, count in conn.execute(
+            "SELECT p.wave, COUNT(*) FROM participants r JOIN participants p"
+            f" ON p.id = r.referrer_id{rwhere}{where.replace(' WHERE ', ' AND ', 1)}"
+            " GROUP BY p.wave",
+            [*rparams, *params],
+        ):
+            if wave < len(brought):
+                brought[wave] = count
+    else:
+        # Without a period everyone of wave w + 1 was brought in by someone of wave w.
+        brought = [*waves[1:], 0][: len(waves)]
+    return [round(b / n, 4) if n else 0.0 for b, n in zip(brought, waves, strict=True)]
 
 
 def _count(conn: sqlite3.Connection, where: str, params: list[str]) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from referrals.errors import RelaisError
+
 
 def parse_datetime(text: str, tz: str = "UTC") -> datetime | None:
     """An aware datetime from ISO 8601 text (a naive one is read in ``tz``); None if unparsable."""
@@ -26,7 +28,12 @@ def to_iso(value: datetime) -> str:
 
 
 def day_bounds(since: date | None, until: date | None, tz: str) -> tuple[str | None, str | None]:
-    """UTC ISO bounds [since 00:00, until+1 00:00) of local days, for filtering."""
+    """UTC ISO bounds [since 00:00, until+1 00:00) of local days, for filtering.
+
+    A period that ends before it starts is refused (an empty report would look like no activity).
+    """
+    if since is not None and until is not None and since > until:
+        raise RelaisError("stats.period_reversed", since=since.isoformat(), until=until.isoformat())
     zone = ZoneInfo(tz)
     low = to_iso(datetime.combine(since, time(), zone)) if since else None
     high = to_iso(datetime.combine(until + timedelta(days=1), time(), zone)) if until else None

@@ -17,4 +17,5 @@ ROW = {
     "share_brought_someone": 0.3,
     "mean_subtree_size": 1.8,
     "enrollment_rate": 0.2,
+    "recruits_30d": 0.4,
 }

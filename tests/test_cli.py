@@ -88,6 +88,10 @@ def test_chain_report(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None
     }
     code, out, _ = run(capsys, "chain", "b")
     assert code == 0 and "Chaîne de b" in out and "Amené par : a" in out
+    # The text counts like the JSON: a subtree of 2 is b and the one b brought in.
+    assert "2 personnes dans sa chaîne (b inclus·e), dont 1 amenée" in out
+    _code, out, _ = run(capsys, "chain", "a")
+    assert "Chaîne d'a" in out
 
 
 @pytest.mark.parametrize("content", [b"not a database at all\n" * 50, os.urandom(4096)])
@@ -171,3 +175,26 @@ def test_export_to_a_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
     code, _, err = run(capsys, "export", "--out", str(workdir / "no" / "such" / "dir.csv"))
     assert_user_error(code, err, "dir.csv")
+
+
+@pytest.mark.parametrize("command", ["stats", "report"])
+def test_a_reversed_period_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, out, err = run(capsys, command, "--since", "2026-05-01", "--until", "2026-04-01")
+    assert_user_error(code, err, "finit (2026-04-01) avant de commencer (2026-05-01)")
+    assert out == "" and not (workdir / "report.html").exists()
+
+
+def test_console_log_goes_to_a_private_file(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sms:+33899123456 salut\nsms:abc allo\n"))
+    code, out, err = run(capsys, "console", "-v", "--log", "console.log")
+    assert code == 0 and out == ""
+    assert "sms_sender_refused" in (workdir / "console.log").read_text(encoding="utf-8")
+    assert (workdir / "console.log").stat().st_mode & 0o777 == 0o600
+    assert "sms_sender_refused" not in err, "the log stays out of the conversation"
+    assert "« abc » n'est pas un numéro de téléphone" in err

@@ -30,6 +30,13 @@ class StaffCog(RelaisCog):
         """Word-of-mouth figures, optionally over a period."""
         await self.run(interaction, "stats", {"depuis": depuis, "jusqua": jusqua})
 
+    @slash("rapport", staff=True)
+    async def rapport(
+        self, interaction: discord.Interaction, depuis: Day | None = None, jusqua: Day | None = None
+    ) -> None:
+        """The full HTML report, attached."""
+        await self.run(interaction, "rapport", {"depuis": depuis, "jusqua": jusqua})
+
     @slash("chaine", staff=True)
     async def chaine(self, interaction: discord.Interaction, membre: Member) -> None:
         """A member's referral chain."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import sqlite3
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from bot import charts, poster
+from bot import labels as labels_module
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
 from referrals import analytics, csvio, dialogue, eventlog, relatives, sms_queue, stats
@@ -55,11 +57,22 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
             key, lang, since=since and since.isoformat(), until=until and until.isoformat()
         )
     labels = charts.chart_labels(lambda key: conv.t(key, lang))
-    weekly_png, waves_png = await asyncio.gather(
-        charts.weekly_chart_async(extra["weekly"], labels),
+    timeline_png, cohorts_png, waves_png = await asyncio.gather(
+        charts.timeline_chart_async(extra["timeline"], labels),
+        charts.cohorts_chart_async(extra["cohorts"], labels),
         charts.waves_chart_async(figures["waves"], labels),
     )
-    parts = [conv.t("stats.report", lang, s=figures, names=names, period=period)]
+    render = functools.partial(conv.t, lang=lang)
+    parts = [
+        conv.t(
+            "stats.report",
+            lang,
+            s=figures,
+            names=names,
+            period=period,
+            channel_names=labels_module.channel_names(figures["channels"], render),
+        )
+    ]
     if extra["campaigns"]:
         parts.append(conv.t("analytics.campaigns", lang, campaigns=extra["campaigns"]))
     sms_figures = await conv.db.read(sms_queue.figures, low, high, conv.settings.tz)
@@ -70,13 +83,16 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
         parts.append(conv.t("relatives.stats", lang, f=kin))
     parts.append(conv.t("analytics.chart_attached", lang))
     stamp = now_iso()[:10]
-    source_names = {name: labels[f"source_{name}"] for name in analytics.SOURCES}
+    timeline_title = labels[f"chart_timeline_title_{extra['timeline']['bucket']}"]
     return [
         Reply(
             Target.of(person),
             "\n\n".join(parts),
             attachments=[
-                Attachment(f"relais-weekly-{stamp}.png", weekly_png, labels["chart_weekly_title"]),
+                Attachment(f"relais-timeline-{stamp}.png", timeline_png, timeline_title),
+                Attachment(
+                    f"relais-cohorts-{stamp}.png", cohorts_png, labels["chart_cohorts_title"]
+                ),
                 Attachment(f"relais-waves-{stamp}.png", waves_png, labels["chart_waves_title"]),
             ],
         ),
@@ -85,7 +101,7 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
             "analytics.comparison",
             lang,
             rows=extra["channel_comparison"],
-            source_names=source_names,
+            source_names=labels_module.source_names(render),
         ),
     ]
 
@@ -131,6 +147,9 @@ async def _campagne(conv: Conversation, person: Person, args: dict[str, str]) ->
         line=conv.t("analytics.poster_line" if link else "analytics.poster_line_no_qr", lang),
         code_caption=conv.t("analytics.poster_code_caption", lang),
         code_line=conv.t("analytics.poster_code_line", lang, code=campaign.code),
+        audience=conv.t("analytics.poster_audience", lang),
+        offer=conv.t("analytics.poster_offer", lang),
+        where=conv.t("analytics.poster_where", lang),
     )
     pdf = await poster.poster_pdf_async(text, campaign.code, link)
     reply = conv.reply(
@@ -181,7 +200,9 @@ async def _export(conv: Conversation, person: Person, args: dict[str, str]) -> l
     # Excel in French reads semicolons, and UTF-8 only with a BOM.
     def run(conn: sqlite3.Connection) -> tuple[int, int]:
         return (
-            csvio.export_rows(conn, participants, delimiter=";", bom=True),
+            csvio.export_rows(
+                conn, participants, delimiter=";", bom=True, excel_tz=conv.settings.tz
+            ),
             eventlog.export_events(conn, events, delimiter=";", bom=True),
         )
 
@@ -199,3 +220,41 @@ async def _export(conv: Conversation, person: Person, args: dict[str, str]) -> l
             ],
         )
     ]
+
+
+@command("rapport", Option("depuis", required=False), Option("jusqua", required=False), staff=True)
+async def _rapport(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
+    """The HTML report of ``relais report``, attached: staff need no shell on the server."""
+    from zoneinfo import ZoneInfo
+
+    from bot.report import build_report
+
+    lang = conv.lang(person)
+    since, until = _parse_day(args.get("depuis")), _parse_day(args.get("jusqua"))
+    low, high = day_bounds(since, until, conv.settings.tz)
+    period = ""
+    if since or until:
+        key = (
+            "stats.period_both"
+            if since and until
+            else ("stats.period_since" if since else "stats.period_until")
+        )
+        period = conv.t(
+            key, lang, since=since and since.isoformat(), until=until and until.isoformat()
+        )
+    generated = datetime.now(ZoneInfo(conv.settings.tz)).strftime("%Y-%m-%d %H:%M")
+    html = await build_report(
+        conv.db,
+        lang=lang if lang in ("fr", "en") else "fr",
+        programme=conv.settings.programme_name,
+        render=functools.partial(conv.t, lang=lang),
+        since=low,
+        until=high,
+        period=period,
+        generated=generated,
+        tz=conv.settings.tz,
+    )
+    stamp = now_iso()[:10]
+    reply = conv.reply(person, "analytics.report_attached", lang)
+    reply.attachments.append(Attachment(f"relais-rapport-{stamp}.html", html.encode("utf-8")))
+    return [reply]

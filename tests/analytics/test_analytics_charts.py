@@ -39,7 +39,7 @@ def test_labels_come_from_messages_in_both_languages() -> None:
 
 def test_weekly_chart_is_phone_sized() -> None:
     image = decoded(charts.weekly_chart(WEEKS, labels()))
-    assert image.size == (1000, 700)
+    assert image.size == (800, 700)
     # Not a blank page: the source colours are drawn.
     colours = {colour for _, colour in image.convert("RGB").getcolors(1_000_000)}
     assert (0x00, 0x72, 0xB2) in colours  # peers
@@ -48,14 +48,14 @@ def test_weekly_chart_is_phone_sized() -> None:
 
 def test_weekly_chart_of_a_long_period_and_of_nothing() -> None:
     many = [dict(WEEKS[0], week=f"2026-{1 + i // 4:02d}-{1 + (i % 4) * 7:02d}") for i in range(40)]
-    assert decoded(charts.weekly_chart(many, labels())).size == (1000, 700)
-    assert decoded(charts.weekly_chart([], labels("en"))).size == (1000, 700)
+    assert decoded(charts.weekly_chart(many, labels())).size == (800, 700)
+    assert decoded(charts.weekly_chart([], labels("en"))).size == (800, 700)
 
 
 def test_waves_chart() -> None:
-    assert decoded(charts.waves_chart([3, 3, 1], labels())).size == (1000, 700)
-    assert decoded(charts.waves_chart(list(range(40, 0, -1)), labels())).size == (1000, 700)
-    assert decoded(charts.waves_chart([], labels())).size == (1000, 700)
+    assert decoded(charts.waves_chart([3, 3, 1], labels())).size == (800, 700)
+    assert decoded(charts.waves_chart(list(range(40, 0, -1)), labels())).size == (800, 700)
+    assert decoded(charts.waves_chart([], labels())).size == (800, 700)
 
 
 def test_tree_layout_centres_parents_over_their_children() -> None:
@@ -83,14 +83,14 @@ def test_tree_chart() -> None:
     nodes = [{"id": 1, "parent": None, "depth": 0, "name": "Inès"}]
     nodes += [{"id": i, "parent": 1, "depth": 1, "name": f"ami·e {i}"} for i in range(2, 6)]
     png = charts.tree_chart(nodes, labels(), title="Ce que Inès a déclenché", note="… et 3 autres")
-    assert decoded(png).size == (1000, 700)
+    assert decoded(png).size == (800, 700)
     crowded = [{"id": 1, "parent": None, "depth": 0, "name": "root"}]
     crowded += [
         {"id": i, "parent": i // 2, "depth": i.bit_length() - 1, "name": f"p{i}"}
         for i in range(2, 300)
     ]
-    assert decoded(charts.tree_chart(crowded, labels())).size == (1000, 700)
-    assert decoded(charts.tree_chart([], labels())).size == (1000, 700)
+    assert decoded(charts.tree_chart(crowded, labels())).size == (800, 700)
+    assert decoded(charts.tree_chart([], labels())).size == (800, 700)
 
 
 async def test_async_helpers_render_in_a_worker_thread(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -107,4 +107,4 @@ async def test_async_helpers_render_in_a_worker_thread(monkeypatch) -> None:  # 
         charts.weekly_chart_async(WEEKS, labels()), charts.waves_chart_async([2, 1], labels())
     )
     assert seen and seen[0] != loop_thread
-    assert decoded(weekly).size == decoded(waves).size == (1000, 700)
+    assert decoded(weekly).size == decoded(waves).size == (800, 700)

@@ -103,6 +103,8 @@ async def test_weekly_of_an_empty_database(tmp_db: Database) -> None:
             "mean_subtree_size": None,
             "enrolled": 0,
             "enrollment_rate": None,
+            "observed_30d": 0,
+            "recruits_30d": None,
         }
         for name in analytics.SOURCES
     ]
@@ -199,8 +201,20 @@ async def test_channel_comparison_in_a_period_measures_subtrees_in_the_whole_gra
 
 async def test_compute_holds_every_part(graph_db: Database) -> None:
     figures = await graph_db.read(analytics.compute)
-    assert set(figures) == {"sources", "weekly", "campaigns", "channel_comparison"}
-    assert sum(figures["sources"].values()) == sum(w["total"] for w in figures["weekly"]) == 8
+    assert set(figures) == {
+        "sources",
+        "timeline",
+        "campaigns",
+        "channel_comparison",
+        "cohorts",
+        "implausible",
+        "covered",
+    }
+    assert (
+        sum(figures["sources"].values())
+        == sum(w["total"] for w in figures["timeline"]["rows"])
+        == 8
+    )
 
 
 async def test_subtree_is_breadth_first_and_limited(graph_db: Database) -> None:
@@ -216,7 +230,11 @@ async def test_subtree_is_breadth_first_and_limited(graph_db: Database) -> None:
 
 async def test_a_5000_long_chain(tmp_path: Path) -> None:
     rows = ["n0,,2026-01-01T00:00:00+00:00,,,\n"]
-    rows += [f"n{i},n{i - 1},2026-01-01T00:00:{i % 60:02d}+00:00,code,,\n" for i in range(1, 5000)]
+    # One second apart, each after its referrer (5,000 s: under two hours).
+    rows += [
+        f"n{i},n{i - 1},2026-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}+00:00,code,,\n"
+        for i in range(1, 5000)
+    ]
     db = await Database.open(tmp_path / "chain.db")
     try:
         await db.call(csvio.import_rows, HEADER + "".join(rows), "UTC")

@@ -20,6 +20,8 @@ SAMPLES = {
     "path": "report.html",
     "link": "https://discord.gg/abc",
     "public": False,
+    "week": {"participants": 12, "referred": 9, "invitations": {"sent": 3}},
+    "s": {"participants": 120, "recruits_30d": 0.42},
 }
 KEYS = [key for key in TEXTS.keys("fr") if key.startswith("analytics.")] + [
     "staff.campaign_created"
@@ -49,7 +51,7 @@ def test_comparison_skips_empty_rows_and_indents_campaigns() -> None:
     text = TEXTS.render("analytics.comparison", "en", **SAMPLES)
     lines = text.splitlines()
     assert len(lines) == 3
-    assert lines[1].strip() == "• Par un pair: 40 · 30\u00a0% · 1,80 · 20\u00a0%"
+    assert lines[1].strip() == "• Par un pair: 40 · 30\u00a0% · 1,80 · 20\u00a0% · 0,40"
     assert lines[2].strip().startswith("↳ VAN-NANTES: 40")
 
 

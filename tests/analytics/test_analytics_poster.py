@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 import zxingcpp
 from PIL import Image
 
@@ -52,3 +53,40 @@ def test_poster_without_link_has_no_qr_code_and_long_codes_fit() -> None:
     image = Image.open(io.BytesIO(poster.poster_png(TEXT, "A" * 24, None, dpi=72)))
     assert read_qr(image.convert("L")) == []
     assert poster.poster_pdf(TEXT, "A" * 24, None).startswith(b"%PDF-")
+
+
+FULL = poster.PosterText(
+    programme="Relais Jeunes Nantes Métropole et Pays de Retz",
+    line="Scanne le QR code pour nous rejoindre sur Discord — c'est gratuit.",
+    code_caption="Code de la campagne",
+    code_line="Déjà sur le serveur ? Tape /code VAN-NANTES",
+    audience="Tu as entre 16 et 29 ans ?",
+    offer="Un job, une formation, un logement, des démarches : on t'aide à avancer."
+    " C'est gratuit et sans engagement.",
+    where="Relais : sur Discord 24 h/24, et avec les conseillers du programme près de chez toi.",
+)
+
+
+@pytest.mark.parametrize("link", [LINK, None])
+def test_every_mark_is_inside_the_10_mm_margins(link: str | None) -> None:
+    fig = poster.poster_figure(FULL, "VAN-NANTES", link)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    margin = poster.MARGIN_MM / poster.MM_PER_IN * fig.dpi
+    width, height = fig.get_figwidth() * fig.dpi, fig.get_figheight() * fig.dpi
+    boxes = [t.get_window_extent(renderer) for t in fig.texts if t.get_text()]
+    boxes += [ax.get_window_extent(renderer) for ax in fig.axes]
+    assert len(boxes) == (8 if link is None else 9)
+    for box in boxes:
+        assert box.x0 >= margin and box.x1 <= width - margin, box
+        assert box.y0 >= margin and box.y1 <= height - margin, box
+    words = " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
+    assert "16 et 29 ans" in words and "gratuit" in words and "Discord" in words
+
+
+def test_poster_pdf_embeds_truetype_fonts_and_its_qr_code_reads_back() -> None:
+    pdf = poster.poster_pdf(FULL, "VAN-NANTES", LINK)
+    assert b"/FontFile2" in pdf  # TrueType programs embedded
+    assert b"/Subtype /Type3" not in pdf
+    image = Image.open(io.BytesIO(poster.poster_png(FULL, "VAN-NANTES", LINK)))
+    assert read_qr(image.convert("L")) == [LINK]

@@ -58,13 +58,18 @@ async def test_stats_gives_the_figures_and_two_charts(app: App) -> None:
     report, comparison = await say(app, "/stats")
     text = report.text
     assert "👥 8 participants, dont 5 amenés par un pair (62\u00a0%)" in text
-    assert "Facteur k : 0,62" in text and "amplification : 2,67" in text
+    assert "Facteur k" not in text and "amplification : 2,67" in text
+    assert "Recrues en 30 jours : non mesurable" in text
     assert "Chaîne la plus longue : 2 vagues" in text
     assert "SMS : 0 envoyés → 0 reçus → 0 venus" in text
     assert "taux chez les parrainés : 40\u00a0%" in text  # B, F of B C D F H
     assert "VAN (import) : 1 + 3 = 4" in text and "TIKTOK (import) : 1 + 1 = 2" in text
-    assert [a.filename.split("-")[1] for a in report.attachments] == ["weekly", "waves"]
-    assert all(png_size(a.data) == (1000, 700) for a in report.attachments)
+    assert [a.filename.split("-")[1] for a in report.attachments] == [
+        "timeline",
+        "cohorts",
+        "waves",
+    ]
+    assert all(png_size(a.data) == (800, 700) for a in report.attachments)
     assert "Par un pair : 4 · 25\u00a0% · 1,25 · 25\u00a0%" in comparison.text
     assert "↳ VAN : 1 · 100\u00a0% · 4 · 100\u00a0%" in comparison.text
     assert "Par SMS : 1" in comparison.text
@@ -91,10 +96,12 @@ async def test_stats_is_for_staff_only(app: App) -> None:
 async def test_chaine_draws_a_subtree_of_more_than_three(app: App) -> None:
     (reply,) = await say(app, "/chaine A")
     assert "Venu par la campagne VAN" in reply.text
-    assert "3 personnes amenées en tout" in reply.text
+    assert (
+        "4 personnes dans sa chaîne (A inclus·e), dont 3 amenées directement ou non" in reply.text
+    )
     assert "Dessin de la chaîne joint (4 personnes)" in reply.text
     (drawing,) = reply.attachments
-    assert drawing.filename == "relais-chain-A.png" and png_size(drawing.data) == (1000, 700)
+    assert drawing.filename == "relais-chain-A.png" and png_size(drawing.data) == (800, 700)
     (small,) = await say(app, "/chaine B")
     assert "Amené par : A ← campagne VAN" in small.text and not small.attachments
 

@@ -34,7 +34,13 @@ STATS = {
     "enrolled": 30,
     "enrollment_rate_referred": 0.28,
     "enrollment_rate_seeds": 0.1,
-    "top_referrers": [{"participant": "p-1", "recruits": 7}, {"participant": "p-2", "recruits": 3}],
+    "top_referrers": [
+        {"participant": "p-1", "recruits": 7, "rank": 1},
+        {"participant": "p-2", "recruits": 3, "rank": 2},
+    ],
+    "top_referrers_more_tied": 2,
+    "recruits_30d": 0.42,
+    "recruits_by_wave": [2.5, 0.6, 0.5, 0.3333, 0.0],
     "invitations": {
         "sent": 40,
         "delivered": 38,
@@ -49,6 +55,7 @@ BY_NAME: dict[str, Any] = {
     "programme": "Garantie Jeunes Pays de la Loire",
     "name": "Léa-Marie",
     "first_name": "Léa",
+    "why": "Permission denied",
     "member": "Jean-Baptiste",
     "code": "K7PM4QXB",
     "link": "https://relais.example.org/r/K7PM-4QXB",
@@ -159,7 +166,17 @@ SMS_FIGURES = {
 
 BY_KEY: dict[str, dict[str, Any]] = {
     "sms.stats": {"f": SMS_FIGURES},
-    "stats.report": {"s": STATS, "names": {"p-1": "Léa"}},
+    "import.enrol_done": {"new": 12, "changed": 1},
+    "analytics.weekly_post": {
+        "week": {"participants": 12, "referred": 9, "invitations": {"sent": 3}},
+        "s": STATS,
+    },
+    "import.enrolled_before_joined": {"line": 4, "enrolled": "01/01/2026"},
+    "stats.report": {
+        "s": STATS,
+        "names": {"p-1": "Léa"},
+        "channel_names": {"discord_invite": "lien Discord perso"},
+    },
     "chain.report": {
         "me": PARTICIPANT,
         "ancestors": [PARTICIPANT],
@@ -184,10 +201,21 @@ BY_KEY: dict[str, dict[str, Any]] = {
         "r": {
             "asked": 10,
             "unanswered_count": 2,
-            "questions": [{"text": "t'as un vélo", "entry": None, "score": 0.1}],
+            "distinct": 1,
+            "questions": [
+                {
+                    "id": 7,
+                    "text": "t'as un vélo",
+                    "count": 2,
+                    "last_at": "2026-12-03T10:00:00+00:00",
+                    "entry": None,
+                    "score": 0.1,
+                }
+            ],
             "feedback": [{"entry": "cej", "useful": 3, "useless": 1}],
         }
     },
+    "learning.handled": {"text": "t'as un vélo", "count": 2, "entry": "mobilite"},
     "code.ok_campaign": {"campaign": "VAN-NANTES"},
     "join.welcome": {"campaign": "VAN-NANTES", "referrer": "Léa"},
     "bot.help": {"staff": True},

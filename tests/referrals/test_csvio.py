@@ -91,17 +91,17 @@ BAD_FILES = {
     "cycle": (
         HEADER
         + "s,,2026-01-05T08:00:00+00:00,,,\n"
-        + "a,c,2026-01-05T09:00:00+00:00,,,\n"
+        + "a,c,2026-01-05T10:00:00+00:00,,,\n"
         + "b,a,2026-01-05T10:00:00+00:00,,,\n"
-        + "c,b,2026-01-05T11:00:00+00:00,,,\n"
+        + "c,b,2026-01-05T10:00:00+00:00,,,\n"
         + "d,s,2026-01-05T11:00:00+00:00,,,\n",
         3,
         "boucle (lignes 3, 4, 5)",
     ),
     "bad_joined_at": (
-        HEADER + "a,,2026-01-05T09:00:00+00:00,,,\nb,a,31/01/2026,,,\n",
+        HEADER + "a,,2026-01-05T09:00:00+00:00,,,\nb,a,31/13/2026,,,\n",
         3,
-        "colonne joined_at : date illisible « 31/01/2026 »",
+        "colonne joined_at : date illisible « 31/13/2026 »",
     ),
     "bad_enrolled_at": (
         HEADER + "a,,2026-01-05T09:00:00+00:00,,,demain\n",
@@ -159,11 +159,10 @@ def test_non_text_file_is_refused(
     assert dump(env) == before
 
 
-def test_every_problem_is_named(tmp_path: Path) -> None:
+async def test_every_problem_is_named(tmp_db: Database) -> None:
     text = HEADER + "a,,bad,,,\nb,b,2026-01-05,,,\nc,,2026-01-05,,alien,\n"
-    conn = sqlite3.connect(tmp_path / "x.db")
     with pytest.raises(ImportRejected) as caught:
-        csvio.parse(text, "UTC", conn)
+        await tmp_db.read(lambda conn: csvio.parse(text, "UTC", conn))
     assert [(p.key, p.line) for p in caught.value.problems] == [
         ("import.bad_date", 2),
         ("import.self_referral", 3),

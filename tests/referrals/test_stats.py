@@ -99,10 +99,15 @@ def test_every_metric_on_a_hand_computed_graph(
         "enrollment_rate_referred": 0.5,
         "enrollment_rate_seeds": round(1 / 3, 4),
         "top_referrers": [
-            {"participant": "A", "recruits": 2},
-            {"participant": "B", "recruits": 1},
-            {"participant": "E", "recruits": 1},
+            {"participant": "A", "recruits": 2, "rank": 1},
+            {"participant": "B", "recruits": 1, "rank": 2},
+            {"participant": "E", "recruits": 1, "rank": 2},
         ],
+        "top_referrers_more_tied": 0,
+        # Nobody joined 30 days before the latest join (4 January).
+        "recruits_30d": None,
+        # Wave 0 (A, E, G) brought B, C, F; wave 1 (B, C, F) brought D; wave 2 is the last.
+        "recruits_by_wave": [1.0, round(1 / 3, 4), 0.0],
         "invitations": {
             "sent": 0,
             "delivered": 0,
@@ -156,8 +161,8 @@ def test_period_counts_joiners_but_keeps_whole_graph_waves(
     assert got["largest_tree"] == 2
     assert got["median_referral_delay_hours"] == 25.0
     assert got["top_referrers"] == [
-        {"participant": "A", "recruits": 1},
-        {"participant": "B", "recruits": 1},
+        {"participant": "A", "recruits": 1, "rank": 1},
+        {"participant": "B", "recruits": 1, "rank": 1},
     ]
     assert got["channels"] == {"code": 1, "unknown": 1}
     since = figures(db, capsys, "--since", "2026-01-03")
