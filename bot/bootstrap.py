@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bot import console
+from bot.checkin import setup_checkin
 from bot.context import CliError, Context
 from bot.conversation import Conversation
 from bot.delivery import Deliverer, DeliveryRouter
@@ -35,7 +36,7 @@ from bot.runner import SHUTDOWN_TIMEOUT, NoTransport, install_stop_signals, serv
 from bot.settings import Settings
 from bot.sms.service import SmsService
 from bot.sms.twilio_transport import TwilioTransport
-from bot.texts import MESSAGES_DIR, Texts
+from bot.texts import Texts, resolve_messages_dir
 from bot.web import create_app
 from referrals.service import ReferralService
 from referrals.store import Database
@@ -86,13 +87,15 @@ async def build_app(
     notifier: StaffNotifier | None = None,
     invites: InviteMaker | None = None,
     channels: dict[str, Deliverer] | None = None,
-    messages_dir: Path = MESSAGES_DIR,
+    messages_dir: Path | None = None,
 ) -> App:
     """Open the database and build the services around it.
 
     ``channels`` are the router's deliverers by target kind; ``notifier`` (a shortcut kept for
     tools and tests) becomes the ``channel`` deliverer.
     """
+    if messages_dir is None:  # the shipped messages overlaid by RELAIS_MESSAGES_DIR
+        messages_dir = await asyncio.to_thread(resolve_messages_dir, settings.messages_dir)
     texts = Texts(messages_dir, default_lang=settings.lang)
     db = await Database.open(db_path)
     try:
@@ -117,6 +120,7 @@ async def build_app(
         notifier=router,
         invites=invites,
     )
+    conversation.agenda.deliver = router.deliver  # action reminders and evaluations
     return App(settings, db, texts, referrals, faq, sms, conversation, router)
 
 
@@ -144,6 +148,7 @@ def web_app(app: App) -> Any:
         router=app.router,
     )
     setup_landing(web, conversation=app.conversation, deliver=app.router.deliver)
+    setup_checkin(web, conversation=app.conversation)  # /a/CODE: an action's QR code
     return web
 
 

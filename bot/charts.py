@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # before anything imports pyplot; we never do, but a depe
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 7.0, 100  # 800 × 700 px
 # Shown 390 px wide on a phone, a 800 px chart is scaled by 0.49: 17 pt (23.6 px) reads as
@@ -78,6 +79,13 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _integer_ticks(ax: Any) -> None:
+    """Whole numbers only on the y axis (the default locator is a MaxNLocator)."""
+    locator = ax.yaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):
+        locator.set_params(integer=True)
+
+
 def _style(ax: Any) -> None:
     ax.tick_params(labelsize=TICK_SIZE)
     for side in ("top", "right"):
@@ -125,7 +133,7 @@ def weekly_chart(weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) 
     ax.set_title(title, fontsize=TITLE_SIZE, pad=16)
     ax.set_xlabel(labels["chart_weekly_x"], fontsize=LABEL_SIZE)
     ax.set_ylabel(labels["chart_weekly_y"], fontsize=LABEL_SIZE)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(ax)
     _style(ax)
     ax.legend(fontsize=TICK_SIZE, frameon=False, loc="upper left")
     fig.tight_layout()
@@ -153,7 +161,7 @@ def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
     ax.set_title(title, fontsize=TITLE_SIZE, pad=16)
     ax.set_xlabel(labels["chart_waves_x"], fontsize=LABEL_SIZE)
     ax.set_ylabel(labels["chart_waves_y"], fontsize=LABEL_SIZE)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(ax)
     ax.margins(y=0.12)
     _style(ax)
     fig.tight_layout()

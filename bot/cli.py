@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
@@ -22,8 +23,8 @@ from bot.context import (
 )
 from bot.logging import configure_logging, get_logger, open_log
 from bot.settings import Settings, load_settings
-from bot.texts import Texts
-from referrals import csvio, stats
+from bot.texts import LANGS, MessageCatalogError, Texts, resolve_messages_dir
+from referrals import actions, csvio, stats
 from referrals.errors import ConfigError, ImportRejected, NotFound, RelaisError
 from referrals.timeutil import day_bounds
 
@@ -101,9 +102,11 @@ async def cmd_stats(ctx: Context) -> int:
     db = await ctx.open_db()
     try:
         figures = await db.read(stats.compute, low, high)
+        per_action = await db.read(actions.results, low, high)
     finally:
         await db.close()
     if ctx.args.json:
+        figures["actions"] = [{k: v for k, v in r.items() if k != "place"} for r in per_action]
         print(json.dumps(figures, ensure_ascii=False))
     else:
         print(
@@ -195,78 +198,126 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(USER_ERROR)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every ``relais`` command."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="SQLite file (default: $RELAIS_DB, else relais.db)")
-    parser = _Parser(prog="relais", description="Relais: peer referral for youth programmes.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _help_lang() -> str:
+    """The language of ``--help``: RELAIS_LANG from the environment, else French (the parser is
+    built before the settings are read)."""
+    lang = os.environ.get("RELAIS_LANG", "").strip().lower()
+    return lang if lang in LANGS else "fr"
 
-    def add(name: str, handler: Callable[[Context], Awaitable[int]], help_text: str) -> Any:
-        command = sub.add_parser(name, parents=[common], help=help_text)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``relais`` command (help texts: messages/<lang>/help.yaml)."""
+    texts = Texts()
+    lang = _help_lang()
+
+    def h(key: str) -> str:
+        return texts.render(f"help.{key}", lang)
+
+    def parser_of(**kwargs: Any) -> Any:
+        # Raw descriptions keep the columns of `relais import --help` on their own lines.
+        return dict(formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False, **kwargs)
+
+    def with_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("-h", "--help", action="help", help=h("help"))
+        return parser
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar=h("metavar_db"), help=h("db"))
+    parser = with_help(_Parser(prog="relais", description=h("program"), **parser_of()))
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=_Parser,
+        title=h("commands"),
+        metavar=h("metavar_command"),
+    )
+
+    def group(name: str, key: str) -> Any:
+        command = with_help(sub.add_parser(name, help=h(key), description=h(key), **parser_of()))
+        return command.add_subparsers(
+            dest=f"{name}_command",
+            required=True,
+            parser_class=_Parser,
+            title=h(f"{key}_commands"),
+            metavar=h("metavar_command"),
+        )
+
+    def add(
+        name: str,
+        handler: Callable[[Context], Awaitable[int]],
+        key: str,
+        within: Any = sub,
+        description: str | None = None,
+    ) -> Any:
+        command = within.add_parser(
+            name, parents=[common], help=h(key), description=description or h(key), **parser_of()
+        )
+        with_help(command)
         command.set_defaults(handler=handler)
         return command
 
-    run = add("run", _lazy("bot.bootstrap", "cmd_run"), "the Discord bot and the web server")
-    # The web server of `relais run`; a container listens on 0.0.0.0 (deploy/Dockerfile).
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8080)
-    serve = add("serve", _lazy("bot.bootstrap", "cmd_serve"), "only the web server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    console = add("console", _lazy("bot.bootstrap", "cmd_console"), "talk to the bot locally")
-    console.add_argument("-v", "--verbose", action="store_true", help="log info too (stderr)")
-    console.add_argument("--log", metavar="FILE", help="write the log to FILE, not stderr")
-    imp = add("import", cmd_import, "load referral records from a CSV file")
-    imp.add_argument("file")
-    enrol = add("enrol", _lazy("bot.enrol_cli", "cmd_enrol"), "mark enrolment from a CSV file")
-    enrol.add_argument("file", help="CSV with columns participant, enrolled_at")
-    exp = add("export", cmd_export, "write referral records as CSV")
-    exp.add_argument("--out")
-    exp.add_argument(
-        "--excel", action="store_true", help="UTF-8 BOM, semicolons, dd/mm/yyyy hh:mm local dates"
-    )
+    def add_server_options(command: Any) -> None:
+        # The web server of `relais run`; a container listens on 0.0.0.0 (deploy/Dockerfile).
+        command.add_argument("--host", default="127.0.0.1", help=h("host"))
+        command.add_argument("--port", type=int, default=8080, help=h("port"))
+
+    add_server_options(add("run", _lazy("bot.bootstrap", "cmd_run"), "run"))
+    add_server_options(add("serve", _lazy("bot.bootstrap", "cmd_serve"), "serve"))
+    console = add("console", _lazy("bot.bootstrap", "cmd_console"), "console")
+    console.add_argument("-v", "--verbose", action="store_true", help=h("verbose"))
+    console.add_argument("--log", metavar=h("metavar_file"), help=h("log"))
+    imp = add("import", cmd_import, "import", description=h("import_description"))
+    imp.add_argument("file", metavar=h("metavar_csv"), help=h("file_csv"))
+    enrol = add("enrol", _lazy("bot.enrol_cli", "cmd_enrol"), "enrol")
+    enrol.add_argument("file", metavar=h("metavar_csv"), help=h("enrol_file"))
+    exp = add("export", cmd_export, "export")
+    exp.add_argument("--out", metavar=h("metavar_csv"), help=h("export_out"))
+    exp.add_argument("--excel", action="store_true", help=h("excel"))
     exp.set_defaults(delimiter=",")
-    st = add("stats", cmd_stats, "word-of-mouth figures")
-    st.add_argument("--json", action="store_true")
-    st.add_argument("--since", help="first day counted, YYYY-MM-DD")
-    st.add_argument("--until", help="last day counted, YYYY-MM-DD")
-    ch = add("chain", cmd_chain, "a participant's referral chain")
-    ch.add_argument("participant")
-    ch.add_argument("--json", action="store_true")
-    faq = sub.add_parser("faq", help="questions and answers")
-    faq_sub = faq.add_subparsers(dest="faq_command", required=True, parser_class=_Parser)
-    ask = faq_sub.add_parser("ask", parents=[common], help="answer questions")
-    ask.add_argument("question", nargs="?")
-    ask.add_argument("--json", action="store_true")
-    ask.add_argument("--lang", choices=("fr", "en"))
-    ask.set_defaults(handler=_lazy("bot.faq_cli", "cmd_faq_ask"))
-    check = faq_sub.add_parser("check", parents=[common], help="validate the knowledge base")
-    check.set_defaults(handler=_lazy("bot.faq_cli", "cmd_faq_check"))
-    sms = sub.add_parser("sms", help="SMS tools")
-    sms_sub = sms.add_subparsers(dest="sms_command", required=True, parser_class=_Parser)
-    test = sms_sub.add_parser("test", parents=[common], help="send one test SMS")
-    test.add_argument("number")
-    test.set_defaults(handler=_lazy("bot.sms.cli", "cmd_sms_test"))
-    report = add("report", _lazy("bot.report", "cmd_report"), "a self-contained HTML report")
-    report.add_argument("--out", default="report.html")
-    report.add_argument("--since")
-    report.add_argument("--until")
-    add("doctor", _lazy("bot.doctor", "cmd_doctor"), "check the configuration in plain words")
-    discord_cmd = sub.add_parser("discord", help="Discord tools")
-    discord_sub = discord_cmd.add_subparsers(
-        dest="discord_command", required=True, parser_class=_Parser
+    st = add("stats", cmd_stats, "stats")
+    st.add_argument("--json", action="store_true", help=h("json"))
+    st.add_argument("--since", metavar=h("metavar_day"), help=h("since"))
+    st.add_argument("--until", metavar=h("metavar_day"), help=h("until"))
+    ch = add("chain", cmd_chain, "chain")
+    ch.add_argument("participant", help=h("participant"))
+    ch.add_argument("--json", action="store_true", help=h("json"))
+    faq = group("faq", "faq")
+    ask = add("ask", _lazy("bot.faq_cli", "cmd_faq_ask"), "ask", within=faq)
+    ask.add_argument("question", nargs="?", help=h("question"))
+    ask.add_argument("--json", action="store_true", help=h("json"))
+    ask.add_argument("--lang", choices=("fr", "en"), help=h("ask_lang"))
+    check = add("check", _lazy("bot.faq_cli", "cmd_faq_check"), "check", within=faq)
+    check.add_argument("--eval", metavar=h("metavar_jsonl"), help=h("faq_eval"))
+    check.add_argument("--cv", action="store_true", help=h("faq_cv"))
+    check.add_argument(
+        "--method", choices=("sgd", "logreg", "svm", "lexical"), help=h("faq_method")
     )
-    sync = discord_sub.add_parser("sync", parents=[common], help="publish the slash commands")
-    sync.add_argument("--guild", type=int, help="only this server (instant)")
-    sync.set_defaults(handler=_lazy("bot.discord_app", "cmd_discord_sync"))
-    dcheck = discord_sub.add_parser("check", parents=[common], help="check the Discord setup")
-    dcheck.set_defaults(handler=_lazy("bot.discord_app", "cmd_discord_check"))
-    db = sub.add_parser("db", help="database tools")
-    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    backup = db_sub.add_parser("backup", parents=[common], help="online consistent copy")
-    backup.add_argument("file")
-    backup.set_defaults(handler=cmd_backup)
+    check.add_argument("--mistakes", action="store_true", help=h("faq_mistakes"))
+    sms = group("sms", "sms")
+    test = add("test", _lazy("bot.sms.cli", "cmd_sms_test"), "sms_test", within=sms)
+    test.add_argument("number", metavar=h("metavar_number"), help=h("number"))
+    report = add("report", _lazy("bot.report", "cmd_report"), "report")
+    report.add_argument(
+        "--out", default="report.html", metavar=h("metavar_html"), help=h("report_out")
+    )
+    report.add_argument("--since", metavar=h("metavar_day"), help=h("since"))
+    report.add_argument("--until", metavar=h("metavar_day"), help=h("until"))
+    add("doctor", _lazy("bot.doctor", "cmd_doctor"), "doctor")
+    discord = group("discord", "discord")
+    sync = add("sync", _lazy("bot.discord_app", "cmd_discord_sync"), "sync", within=discord)
+    sync.add_argument("--guild", type=int, metavar="ID", help=h("guild"))
+    add("check", _lazy("bot.discord_app", "cmd_discord_check"), "discord_check", within=discord)
+    db = group("db", "database")
+    backup = add("backup", cmd_backup, "backup", within=db)
+    backup.add_argument("file", metavar=h("metavar_db"), help=h("backup_file"))
+    messages = group("messages", "messages")
+    export = add(
+        "export",
+        _lazy("bot.messages_cli", "cmd_messages_export"),
+        "messages_export",
+        within=messages,
+    )
+    export.add_argument("dir", metavar=h("metavar_dir"), help=h("messages_dir"))
     return parser
 
 
@@ -297,7 +348,19 @@ def main(argv: list[str] | None = None) -> int:
             return USER_ERROR
         # The doctor reads the raw variables itself and names every bad one, not only the first.
         settings = Settings()
-    ctx = Context(settings, args)
+    try:
+        ctx = Context(settings, args)
+    except MessageCatalogError as exc:  # broken texts: name the file (the programme's own, if any)
+        own = settings.messages_dir
+        if own is None:
+            from bot.filecheck import catalog_problem
+
+            print(catalog_problem(exc), file=sys.stderr)
+            return USER_ERROR
+        reason = str(exc)  # name the programme's file, not its copy in the assembled folder
+        reason = reason.replace(str(resolve_messages_dir(own)), str(own))
+        print(Texts().render("cli.bad_messages", settings.lang, reason=reason), file=sys.stderr)
+        return USER_ERROR
     try:
         return asyncio.run(args.handler(ctx))
     except CliError as exc:
@@ -312,6 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from bot.filecheck import refusal
+
+        # A broken file (database, knowledge base, messages) is the user's to fix: one sentence
+        # naming it, exit 2; the detail goes to the log, without a traceback.
+        message = refusal(ctx, exc)
+        if message is not None:
+            print(message, file=sys.stderr)
+            return USER_ERROR
         log.exception("command_failed", command=args.command)
         print(ctx.t("cli.unexpected", kind=type(exc).__name__), file=sys.stderr)
         return 1

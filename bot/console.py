@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot.attachments import save_attachment
 from bot.logging import get_logger
 from bot.ports import Person, Reply
 from bot.settings import Settings
@@ -61,19 +62,15 @@ class ConsoleOutput:
         lines = reply.text.split("\n")
         lines += [f"{index}. {button.label}" for index, button in enumerate(reply.buttons, 1)]
         for attachment in reply.attachments:
-            saved = await asyncio.to_thread(self._save, attachment.filename, attachment.data)
+            saved = await asyncio.to_thread(
+                save_attachment, self.files_dir, self.recipient(reply), attachment
+            )
             lines.append(f"📎 {saved}")
         first, *rest = lines
         self.out.write(f"{self.recipient(reply)} <- {first}\n")
         for line in rest:
             self.out.write(f"  {line}\n")
         self.out.flush()
-
-    def _save(self, filename: str, data: bytes) -> str:
-        self.files_dir.mkdir(parents=True, exist_ok=True)
-        path = self.files_dir / filename
-        path.write_bytes(data)
-        return str(path)
 
     async def notify_staff(self, reply: Reply) -> None:
         """Post in the staff channel: printed as ``#staff``."""

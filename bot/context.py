@@ -5,6 +5,7 @@ error it may raise; shared by ``bot.cli`` and the command modules (report, docto
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,8 @@ from typing import Any, TypeVar
 
 from bot.logging import get_logger
 from bot.settings import Settings
-from bot.texts import Texts
+from bot.texts import Texts, resolve_messages_dir
+from referrals.files import create_private
 from referrals.store import Database
 
 log = get_logger(__name__)
@@ -36,7 +38,7 @@ class Context:
     def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
         self.settings = settings
         self.args = args
-        self.texts = Texts(default_lang=settings.lang)
+        self.texts = Texts(resolve_messages_dir(settings.messages_dir), default_lang=settings.lang)
         self.lang = settings.lang
         self.db_path = Path(args.db) if getattr(args, "db", None) else settings.db_path
 
@@ -76,6 +78,8 @@ async def write_atomically(ctx: Context, path: Path, write: Callable[[Path], Awa
     a clear message when it cannot be written."""
     tmp = path.with_name(path.name + ".part")
     try:
+        # Personal data: the file is the bot's user's only (0600), whatever the umask.
+        await asyncio.to_thread(create_private, tmp)
         result = await write(tmp)
         tmp.replace(path)
     except OSError as exc:

@@ -7,6 +7,7 @@ Adapters (console, Discord cogs, the SMS webhook) turn their input into calls on
 from __future__ import annotations
 
 import re
+import shlex
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
+from bot.agenda import Agenda
 from bot.commands.registry import COMMANDS
 from bot.keywords import Keyword, classify, is_refusal
 from bot.limits import Guard
@@ -62,13 +64,49 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).strip(" !.?")
 
 
+def _keyword_args(spec: Any, rest: str) -> dict[str, str] | None:
+    """``key=value`` options (quotes for spaces), positional words filling the others in order;
+    None when the line names no option (then the plain positional syntax applies)."""
+    names = {option.name for option in spec.options}
+    if not any(f"{name}=" in rest for name in names):
+        return None
+    try:
+        words = shlex.split(rest)
+    except ValueError:  # an unclosed quote: read as typed
+        words = rest.split()
+    args: dict[str, str] = {}
+    positional: list[str] = []
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep and _fold(key) in names and _fold(key) not in args:
+            args[_fold(key)] = value
+        else:
+            positional.append(word)
+    free = [option for option in spec.options if option.name not in args]
+    for index, option in enumerate(free):
+        if index >= len(positional):
+            break
+        if option.rest:
+            args[option.name] = " ".join(positional[index:])
+            break
+        args[option.name] = positional[index]
+    return args
+
+
 def parse_command_line(text: str) -> tuple[str, dict[str, str]] | None:
-    """``/code K7PM 4QXB`` -> ("code", {"code": "K7PM 4QXB"}); None for an unknown command."""
+    """``/code K7PM 4QXB`` -> ("code", {"code": "K7PM 4QXB"}); None for an unknown command.
+
+    Every command also takes ``key=value`` options, quoted when they hold spaces:
+    ``/action type=tournoi titre="Tournoi FIFA"``; positional words fill the other options.
+    """
     name, _, rest = text.lstrip("/").partition(" ")
     spec = COMMANDS.get(_fold(name))
     if spec is None:
         return None
     rest = rest.strip()
+    keyword = _keyword_args(spec, rest)
+    if keyword is not None:
+        return spec.name, keyword
     args: dict[str, str] = {}
     if spec.name == "inviter":
         match = re.match(r"^(\+?[\d][\d .\-()]*\d)\s*(.*)$", rest)
@@ -119,6 +157,7 @@ class Conversation:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._offered_staff: list[Button] = []
         self.guard = Guard(self)
+        self.agenda = Agenda(self)  # outreach actions: answers, buttons, timed messages
 
     # ------------------------------------------------------------ helpers
 
@@ -265,6 +304,8 @@ class Conversation:
                 return await self.command(person, "oublier", {})  # asks to confirm
             elif action == "questions" and arg.startswith("done:"):
                 replies = await self.command(person, "traiter", {"numero": arg[5:]})
+            elif action == "act":
+                replies = await self.agenda.choice(person, arg, lang)
             else:
                 replies = [self.reply(person, "bot.expired", lang)]
         except RelaisError as exc:
@@ -467,8 +508,15 @@ class Conversation:
             if answer is None:
                 answer = self.faq.answer(text, turn.lang)
             await self._store_question(turn.state.participant_id, turn.lang, text, answer)
+            dated = await self.agenda.answer(text, turn.lang, answer, "sms")  # actions' dates
+            if dated is not answer:
+                return [Reply(Target.of(person), dated.text)]
             if answer.id:
-                return [Reply(Target.of(person), self.faq.short_answer(answer.id, turn.lang))]
+                # The message's own language; a sender who is not a member is addressed as "vous".
+                lang = getattr(answer, "lang", turn.lang) or turn.lang
+                audience = "relative" if turn.state.relative else "youth"  # relatives: vous
+                text = self.faq.short_answer(answer.id, lang, audience)
+                return [Reply(Target.of(person), text)]
         except Exception:
             log.exception("sms_faq_failed")
         return [self.reply(person, self._register(turn, "sms.unknown"), turn.lang)]
@@ -540,16 +588,45 @@ class Conversation:
     # ------------------------------------------------------------ questions
 
     async def ask(self, person: Person, question: str) -> list[Reply]:
-        """Answer a question from the knowledge base, or offer suggestions and a person."""
-        lang = self.lang(person)
-        answer = self.faq.answer(question, lang)
-        participant = None if person.staff else await self.member(person)
+        """Answer a question from the knowledge base, or offer suggestions and a person.
+
+        The answer is in the message's own language, written for the channel (SMS: short, SMS
+        keywords) and for the audience (a relative, or anyone writing by SMS without being a
+        member, is addressed as "vous"). A second question in a long message is a button."""
+        stored = self.lang(person)
+        participant = None
+        if not person.staff and person.channel != "sms":
+            participant = await self.member(person)
+        relative = person.channel == "sms" or (
+            participant is not None and participant.kind == "relative"
+        )
+        inviter = None
+        if participant is not None and participant.referrer_id is not None and relative:
+            try:
+                referrer = await self.referrals.participant(participant.referrer_id)
+                inviter = referrer.display_name
+            except Exception:  # the name is a courtesy: answer without it
+                inviter = None
+        answer = self.faq.answer(
+            question,
+            stored,
+            channel="sms" if person.channel == "sms" else "discord",
+            audience="relative" if relative else "youth",
+            inviter=inviter,
+        )
+        lang = getattr(answer, "lang", stored) or stored
+        answer = await self.agenda.answer(  # dates and places of outreach actions
+            question, lang, answer, "sms" if person.channel == "sms" else "discord"
+        )
         await self._log_question(participant, lang, question, answer)
         buttons: list[Button]
         if answer.kind == "answer" and answer.id:
             buttons = [
                 Button(f"faq:useful:{answer.id}", self.t("faq.useful", lang), "success"),
                 Button(f"faq:useless:{answer.id}", self.t("faq.useless", lang)),
+            ]
+            buttons += [
+                Button(f"faq:show:{entry_id}", title[:80]) for entry_id, title in answer.suggestions
             ]
         elif answer.kind == "unknown":
             buttons = [
@@ -760,6 +837,10 @@ class Conversation:
     async def _forget(self, person: Person, lang: str) -> list[Reply]:
         participant = await self.referrals.by_discord_id(person.id)
         if participant is not None:
+            invite = await self.referrals.link_for(participant.id, "discord_invite")
+            delete_invite = getattr(self.invites, "delete_invite", None)
+            if invite and delete_invite is not None:
+                await delete_invite(invite)  # the member's server invite goes with their data
             await forget(self.db, participant.id)  # erasure, then a WAL checkpoint
         await self.db.write(dialogue.drop_pending, person.key)
         self._offered.pop(person.key, None)
@@ -804,6 +885,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 # Registering the commands (import for side effects, after Conversation is defined).
+from bot.commands import actions as _actions  # noqa: E402, F401
 from bot.commands import attribution as _attribution  # noqa: E402, F401
 from bot.commands import learning as _learning  # noqa: E402, F401
 from bot.commands import staff as _staff  # noqa: E402, F401

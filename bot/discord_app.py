@@ -18,11 +18,12 @@ import discord
 from discord.ext import commands
 
 from bot.context import CliError, Context
-from bot.discord_join import JoinTracker
+from bot.discord_join import FETCH_ERRORS, JoinTracker
 from bot.discord_tree import RelaisTree
 from bot.logging import get_logger
-from bot.ports import Reply
+from bot.ports import Reply, Target
 from bot.settings import Settings
+from referrals import discord_joins
 from referrals.errors import RelaisError
 
 if TYPE_CHECKING:
@@ -37,9 +38,13 @@ EXTENSIONS = (
     "bot.cogs.faq",
     "bot.cogs.privacy",
     "bot.cogs.staff",
+    "bot.cogs.events",  # scheduled events <-> the agenda of actions
     "bot.cogs.registry",  # last: covers the registry commands the others do not
 )
 SHUTDOWN_TIMEOUT = 10.0
+INVITE_CAP = 1000  # Discord's limit of invites per server (error 30016)
+INVITE_WARN = 900  # staff are told from here
+INVITE_RECYCLE = 990  # from here the oldest never-used invite the bot made is deleted
 
 
 def intents() -> discord.Intents:
@@ -50,6 +55,7 @@ def intents() -> discord.Intents:
     wanted.invites = True
     wanted.moderation = True  # on_member_ban / on_member_unban: banned members lose the bot
     wanted.dm_messages = True
+    wanted.guild_scheduled_events = True  # the agenda: events created, "Intéressé" clicks
     wanted.guild_messages = False
     return wanted
 
@@ -64,26 +70,40 @@ class RelaisBot(commands.Bot):
         *,
         dev_sync: bool = False,
         notifier: DiscordNotifier | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
             tree_cls=RelaisTree,
             help_command=None,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            # Nothing the bot sends pings anyone: replies echo names and text people typed.
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
         )
         self.settings = settings
-        self.app = app
+        self._app = app
         self.dev_sync = dev_sync
         self.notifier = notifier or DiscordNotifier(settings)
         self.notifier.bind(self)
         self.joins = JoinTracker(self)
 
     @property
+    def app(self) -> App:
+        """The services (absent only for ``relais discord sync``, which never reaches them)."""
+        assert self._app is not None
+        return self._app
+
+    @property
     def conversation(self) -> Conversation:
         """The conversation engine."""
+        return self.services.conversation
+
+    @property
+    def services(self) -> App:
+        """The running app (only ``relais discord sync`` and ``check`` have none)."""
         assert self.app is not None
-        return self.app.conversation
+        return self.app
 
     async def setup_hook(self) -> None:
         """Translator, extensions, persistent buttons; a dev-guild sync only when asked."""
@@ -94,6 +114,10 @@ class RelaisBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(RelaisButton)
+        if self.app is not None and self.settings.discord_guild_id:
+            # Before the gateway connects: a join delivered with GUILD_CREATE, before on_ready,
+            # is then compared with real counts, not with an empty cache.
+            await self.joins.load_at_start(self.settings.discord_guild_id)
         if self.dev_sync and self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -141,6 +165,7 @@ class DiscordNotifier:
         if wanted.isdigit():
             found = self.bot.get_channel(int(wanted))
             if found is not None:
+                # get_channel may name a category or a forum; a misconfigured id fails on send.
                 return found  # type: ignore[return-value]
         guild = self.bot.guild()
         guilds = [guild] if guild is not None else list(self.bot.guilds)
@@ -170,11 +195,17 @@ class DiscordNotifier:
 
 
 class DiscordInviteMaker:
-    """Creates a never-expiring, unique invite for one member."""
+    """Creates a unique invite for one member, and keeps the server under Discord's cap.
+
+    Discord allows 1,000 invites per server (error 30016). With ``PUBLIC_BASE_URL`` set the
+    personal links are landing-page links and no invite is made per member; without it, when
+    the count nears the cap the oldest invite the bot made that was never used is deleted (its
+    owner gets a new one on their next ``/parrainage``), and staff are told once at 900."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bot: RelaisBot | None = None
+        self.warned = False
 
     def bind(self, bot: RelaisBot) -> None:
         """Attach the bot once it exists."""
@@ -193,18 +224,68 @@ class DiscordInviteMaker:
         """The invite's code; a clear domain error when Discord refuses."""
         guild = self.bot.guild() if self.bot is not None else None
         channel = self.invite_channel(guild) if guild is not None else None
-        if channel is None:
+        if channel is None or guild is None:
             log.error("invite_channel_missing")
             raise RelaisError("discord.invite_failed")
+        await self.make_room(guild)
         try:
-            invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)  # type: ignore[attr-defined]
+            invite = await channel.create_invite(max_age=0, max_uses=0, unique=True)
         except discord.HTTPException as exc:
             log.error("invite_create_failed", status=getattr(exc, "status", None))
+            raise RelaisError("discord.invite_failed") from exc
+        except FETCH_ERRORS as exc:
+            log.error("invite_create_failed", error=type(exc).__name__)
             raise RelaisError("discord.invite_failed") from exc
         # The invite-create event will also arrive; caching now closes the gap before it does.
         if self.bot is not None:
             self.bot.joins.invite_created(invite)
         return invite.code
+
+    async def make_room(self, guild: discord.Guild) -> None:
+        """Near the cap: warn staff (once), delete the oldest never-used invite the bot made."""
+        assert self.bot is not None
+        count = len(self.bot.joins.ledgers[guild.id].invites)
+        if count >= INVITE_WARN and not self.warned and self.bot.app is not None:
+            self.warned = True
+            texts = self.bot.app.texts
+            text = texts.render(
+                "discord.invites_near_cap", self.settings.lang, count=count, cap=INVITE_CAP
+            )
+            await self.bot.notifier.notify_staff(
+                Reply(Target("channel", self.settings.discord_staff_channel), text, ephemeral=False)
+            )
+        if count < INVITE_RECYCLE:
+            return
+        try:
+            invites = await guild.invites()
+        except FETCH_ERRORS as exc:
+            log.warning("invite_recycle_failed", error=type(exc).__name__)
+            return
+        me = self.bot.user.id if self.bot.user is not None else None
+        unused = [
+            i
+            for i in invites
+            if not i.uses and i.inviter is not None and i.inviter.id == me and i.created_at
+        ]
+        for invite in sorted(unused, key=lambda i: i.created_at or 0)[
+            : len(invites) - INVITE_RECYCLE + 1
+        ]:
+            await self.delete_invite(invite.code)
+            self.bot.joins.invite_deleted(invite)
+            if self.bot.app is not None:
+                await self.bot.app.db.write(discord_joins.drop_invite_link, invite.code)
+            log.info("invite_recycled")
+
+    async def delete_invite(self, code: str) -> None:
+        """Delete an invite (``/oublier``, recycling); gone already or refused: logged only."""
+        if self.bot is None:
+            return
+        try:
+            await self.bot.http.delete_invite(code)
+        except discord.NotFound:
+            pass
+        except FETCH_ERRORS as exc:
+            log.warning("invite_delete_failed", error=type(exc).__name__)
 
 
 class DiscordDelivery:
@@ -270,14 +351,17 @@ async def cmd_discord_sync(ctx: Context) -> int:
 
 PERMISSIONS = (
     "manage_guild",
+    "manage_channels",
     "create_instant_invite",
     "send_messages",
     "embed_links",
     "attach_files",
 )
 
+Findings = list[tuple[bool, str, dict[str, Any]]]
 
-def check_lines(ctx: Context, findings: list[tuple[bool, str, dict[str, Any]]]) -> list[str]:
+
+def check_lines(ctx: Context, findings: Findings) -> list[str]:
     """Plain-words lines for the check's findings."""
     lines = [ctx.t("discord.check.title")]
     for ok, key, params in findings:
@@ -292,21 +376,52 @@ def check_lines(ctx: Context, findings: list[tuple[bool, str, dict[str, Any]]]) 
     return lines
 
 
+CHECK_ERRORS = FETCH_ERRORS  # any refusal or network failure becomes a line
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    """The parameters of a 'Discord refused' line: HTTP status and Discord's error code."""
+    if isinstance(exc, discord.HTTPException):
+        return {"reason": f"{exc.status} ({exc.code})"}
+    return {"reason": type(exc).__name__}
+
+
 async def cmd_discord_check(ctx: Context) -> int:
-    """``relais discord check``: what is missing, in plain words; exit 1 when something is."""
+    """``relais discord check``: what is missing, in plain words; exit 1 when something is.
+
+    Never raises on a Discord refusal: each one becomes a line (the members intent, a missing
+    permission, an interactions endpoint URL that diverts the commands...)."""
     ctx.settings.require("DISCORD_TOKEN")
     settings = ctx.settings
     bot = RelaisBot(settings)
-    findings: list[tuple[bool, str, dict[str, Any]]] = []
+    findings: Findings = []
     async with bot:
         await _login(ctx, bot)
         findings.append((True, "token", {"name": str(bot.user)}))
-        info = await bot.application_info()
-        flags = info.flags
-        members = bool(flags.gateway_guild_members or flags.gateway_guild_members_limited)
-        findings.append((members, "members_intent" if members else "members_intent_missing", {}))
+        try:
+            info = await bot.application_info()
+        except CHECK_ERRORS as exc:
+            findings.append((False, "app_info_failed", _failure(exc)))
+        else:
+            flags = info.flags
+            members = bool(flags.gateway_guild_members or flags.gateway_guild_members_limited)
+            findings.append(
+                (members, "members_intent" if members else "members_intent_missing", {})
+            )
+            endpoint = info.interactions_endpoint_url
+            findings.append(
+                (
+                    not endpoint,
+                    "interactions_endpoint" if not endpoint else "interactions_endpoint_set",
+                    {"url": endpoint or ""},
+                )
+            )
         findings.append((True, "message_content", {}))
-        guild = await _check_guild(bot, settings, findings)
+        try:
+            guild = await _check_guild(bot, settings, findings)
+        except CHECK_ERRORS as exc:
+            findings.append((False, "guild_failed", _failure(exc)))
+            guild = None
         if guild is not None:
             await _check_guild_setup(ctx, bot, guild, findings)
     for line in check_lines(ctx, findings):
@@ -315,7 +430,7 @@ async def cmd_discord_check(ctx: Context) -> int:
 
 
 async def _check_guild(
-    bot: RelaisBot, settings: Settings, findings: list[tuple[bool, str, dict[str, Any]]]
+    bot: RelaisBot, settings: Settings, findings: Findings
 ) -> discord.Guild | None:
     if settings.discord_guild_id:
         try:
@@ -337,14 +452,16 @@ async def _check_guild(
 
 
 async def _check_guild_setup(
-    ctx: Context,
-    bot: RelaisBot,
-    guild: discord.Guild,
-    findings: list[tuple[bool, str, dict[str, Any]]],
+    ctx: Context, bot: RelaisBot, guild: discord.Guild, findings: Findings
 ) -> None:
+    """Permissions, staff role and channel, invite count; each refusal is one line."""
     settings = ctx.settings
     assert bot.user is not None
-    me = await guild.fetch_member(bot.user.id)
+    try:
+        me = await guild.fetch_member(bot.user.id)
+    except CHECK_ERRORS as exc:
+        findings.append((False, "member_failed", _failure(exc)))
+        return
     granted = me.guild_permissions
     for name in PERMISSIONS:
         ok = bool(getattr(granted, name))
@@ -363,11 +480,48 @@ async def _check_guild_setup(
     if role is None:
         findings.append((False, "staff_role_missing", {"name": wanted}))
     else:
-        count = sum(
-            1 for _ in [m async for m in guild.fetch_members(limit=1000) if role in m.roles]
-        )
-        findings.append((True, "staff_role", {"name": role.name, "count": count}))
-    channels = await guild.fetch_channels()
+        try:
+            count = 0
+            async for member in guild.fetch_members(limit=None):
+                count += role in member.roles
+        except discord.Forbidden:
+            # Without the Server Members intent the member list is refused (50001).
+            findings.append((False, "staff_role_uncounted", {"name": role.name}))
+        except CHECK_ERRORS as exc:
+            findings.append((False, "staff_role_uncounted", {"name": role.name, **_failure(exc)}))
+        else:
+            findings.append(
+                (
+                    count > 0,
+                    "staff_role" if count else "staff_role_empty",
+                    {"name": role.name, "count": count},
+                )
+            )
+    await _check_staff_channel(guild, me, role, settings, findings)
+    if granted.manage_guild:
+        try:
+            invites = len(await guild.invites())
+        except CHECK_ERRORS as exc:
+            findings.append((False, "invites_failed", _failure(exc)))
+        else:
+            ok = invites < INVITE_WARN
+            findings.append(
+                (ok, "invites" if ok else "invites_near_cap", {"count": invites, "cap": INVITE_CAP})
+            )
+
+
+async def _check_staff_channel(
+    guild: discord.Guild,
+    me: discord.Member,
+    role: discord.Role | None,
+    settings: Settings,
+    findings: Findings,
+) -> None:
+    try:
+        channels = await guild.fetch_channels()
+    except CHECK_ERRORS as exc:
+        findings.append((False, "channels_failed", _failure(exc)))
+        return
     wanted_channel = settings.discord_staff_channel.strip().lstrip("#")
     channel = next(
         (
@@ -384,6 +538,15 @@ async def _check_guild_setup(
     allowed = channel.permissions_for(me)
     ok = allowed.view_channel and allowed.send_messages
     findings.append((ok, "staff_channel" if ok else "staff_channel_mute", {"name": channel.name}))
+    if role is not None:
+        seen = channel.permissions_for(role).view_channel
+        findings.append(
+            (
+                seen,
+                "staff_channel_seen" if seen else "staff_channel_hidden",
+                {"name": channel.name, "role": role.name},
+            )
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

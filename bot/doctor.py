@@ -463,9 +463,10 @@ def check_database(db_path: Path, values: dict[str, str], report: Report) -> Non
     folder = path.parent
     user = _user()
     secret = _filled(values, "RELAIS_SECRET")
+    key_file = _key_file(values, path)
     if not folder.is_dir():
         report.add("database", Level.PROBLEM, "db_dir_missing", dir=str(folder))
-        _check_secret(secret, None, report)
+        _check_secret(secret, None, report, key_file)
         return
     if not os.access(folder, os.W_OK | os.X_OK):
         report.add("database", Level.PROBLEM, "db_dir_not_writable", dir=str(folder), user=user)
@@ -474,7 +475,7 @@ def check_database(db_path: Path, values: dict[str, str], report: Report) -> Non
         report.add("database", Level.WARNING, "disk_low", dir=str(folder), free=free // 2**20)
     if not path.exists():
         report.add("database", Level.OK, "db_new", path=str(path))
-        _check_secret(secret, None, report)
+        _check_secret(secret, None, report, key_file)
         return
     if not path.is_file():
         report.add("database", Level.PROBLEM, "db_not_file", path=str(path))
@@ -519,7 +520,7 @@ def check_database(db_path: Path, values: dict[str, str], report: Report) -> Non
             count=count,
             since=(oldest or "")[:16].replace("T", " "),
         )
-    _check_secret(secret, info, report)
+    _check_secret(secret, info, report, key_file)
 
 
 def _user() -> str:
@@ -554,19 +555,49 @@ def _inspect_database(path: Path) -> dict[str, Any]:
         conn.close()
 
 
-def _check_secret(secret: str | None, info: dict[str, Any] | None, report: Report) -> None:
+def _key_file(values: dict[str, str], db_path: Path) -> Path:
+    from referrals.privacy import default_key_file
+
+    configured = _filled(values, "RELAIS_SECRET_FILE")
+    return Path(configured) if configured else default_key_file(db_path)
+
+
+def _check_secret(
+    secret: str | None,
+    info: dict[str, Any] | None,
+    report: Report,
+    key_file: Path | None = None,
+) -> None:
     stored = info["stored_secret"] if info else None
+    file_key: str | None = None
+    if key_file is not None and key_file.exists():
+        try:
+            file_key = key_file.read_text(encoding="ascii").strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            report.add(
+                "database",
+                Level.PROBLEM,
+                "secret_file_unreadable",
+                path=str(key_file),
+                reason=reason,
+            )
+            return
+    previous = file_key or stored
+    where = str(key_file) if key_file is not None else "relais.key"
     if secret:
         if len(secret) < 32:
             report.add("database", Level.WARNING, "secret_short", length=len(secret))
-        if stored and stored != secret and info and info["opt_outs"]:
+        if previous and previous != secret and info and info["opt_outs"]:
             report.add("database", Level.PROBLEM, "secret_mismatch", count=info["opt_outs"])
         else:
             report.add("database", Level.OK, "secret_env")
+    elif file_key:
+        report.add("database", Level.OK, "secret_file", path=where)
     elif stored:
-        report.add("database", Level.OK, "secret_stored")
+        report.add("database", Level.OK, "secret_stored", path=where)
     else:
-        report.add("database", Level.OK, "secret_will_generate")
+        report.add("database", Level.OK, "secret_will_generate", path=where)
 
 
 def _nearest_existing(folder: Path) -> Path:
@@ -727,7 +758,10 @@ def render(report: Report, ctx: Context, lang: str) -> str:
 async def cmd_doctor(ctx: Context) -> int:
     """``relais doctor``: print every finding; exit 0 without problems, 2 otherwise."""
     report, settings = await asyncio.to_thread(
-        diagnose, dict(os.environ), db_arg=getattr(ctx.args, "db", None)
+        diagnose,
+        dict(os.environ),
+        db_arg=getattr(ctx.args, "db", None),
+        messages_dir=ctx.texts.messages_dir,
     )
     print(render(report, ctx, settings.lang))
     sys.stdout.flush()

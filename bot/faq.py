@@ -6,17 +6,30 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import jinja2
+import numpy as np
 import snowballstemmer
 import yaml
 from jinja2 import meta, nodes
 from rapidfuzz import fuzz, process
 
+from bot.faq_model import (
+    DEFAULT_METHOD,
+    OUT,
+    LangModel,
+    TopicModel,
+    cached,
+    content_hash,
+    fit_lang,
+    fit_topics,
+    is_question,
+    sentences,
+)
 from bot.sms.gsm import is_gsm, septets, to_gsm
 
 REQUIRED_IDS: tuple[str, ...] = (
@@ -45,12 +58,23 @@ LANGS: tuple[str, ...] = ("fr", "en")
 KINDS = ("answer", "smalltalk")
 LEXICON_FILE = "_lexicon.yaml"
 UNKNOWN_FILE = "_unknown.yaml"
+OUT_OF_SCOPE_FILE = "_outofscope.yaml"
 STEMMERS = {"fr": "french", "en": "english"}
 
 # Confidence below which the engine abstains, and the lowest score worth offering as a suggestion.
 THRESHOLD = 0.40
 SUGGESTION_FLOOR = 0.12
 MAX_SUGGESTIONS = 3
+# The classifier answers when its probability and its lead over the runner-up are high enough.
+THRESHOLD_P = 0.6
+MARGIN = 0.1
+SUGGESTION_P = 0.08
+WHOLE_WEIGHT = 2.0  # weight of the whole message against each of its sentences
+QUESTION_WEIGHT = 2.0  # weight of a sentence that asks something, against context
+LANG_SWITCH = 0.8  # probability of the other language needed to answer in it
+# How a long message is read: "whole-first" (the whole message when it is clear, else its first
+# clear question), "first", "best" (most confident question) or "combined" (weighted average).
+LONG_STRATEGY = "whole-first"
 # Weight of the best single example against whole-entry coverage in the final score.
 EXAMPLE_WEIGHT = 0.5
 # How many times a keyword or title word counts compared with a word seen in one example.
@@ -61,6 +85,16 @@ UNKNOWN_WEIGHT = 1.0
 FUZZY_MIN_LEN = 4
 SMS_LIMIT = 306  # two concatenated GSM-7 segments
 SMS_FIELD_LIMIT = 300
+RELATIVE_FIELDS = ("relative", "sms_relative")
+# Kinds of examples besides plain short questions (`examples_sms:` etc. in an entry), so that the
+# evaluation can hold a whole style out of training.
+EXAMPLE_STYLES = ("sms", "relative", "long")
+# A Discord command named in an SMS text (SMS users have keywords: CODE, CONSEILLER, STOP).
+_DISCORD_COMMAND_RE = re.compile(r"(?:^|[\s(])(/[a-z][a-z_-]+)")
+# A programme fact still to be filled in (facts.yaml), and the mark its value is rendered as.
+_PLACEHOLDER_RE = re.compile(r"a completer|to be completed")
+UNSET = "\u2400"
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")
 
 _WORD_RE = re.compile(r"[a-z0-9+]+")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
@@ -87,9 +121,17 @@ class KnowledgeBaseError(Exception):
         self.problems = problems
 
 
+Channel = Literal["discord", "sms"]
+Audience = Literal["youth", "relative"]
+
+
 @dataclass(frozen=True)
 class FaqAnswer:
-    """The engine's answer to one question."""
+    """The engine's answer to one question.
+
+    ``text`` is written for the channel and audience asked for; ``lang`` is the language of the
+    message as detected (the answer is in that language). A second question found in a long
+    message comes first in ``suggestions``."""
 
     question: str
     id: str | None
@@ -97,6 +139,12 @@ class FaqAnswer:
     kind: Literal["answer", "smalltalk", "unknown"]
     text: str
     suggestions: list[tuple[str, str]] = field(default_factory=list)
+    lang: str = "fr"
+
+    @property
+    def is_stop(self) -> bool:
+        """Whether the person asks to stop receiving messages (the ``stop`` intent)."""
+        return self.kind == "answer" and self.id == "stop"
 
 
 @dataclass(frozen=True)
@@ -112,6 +160,30 @@ class FaqEntry:
     examples: tuple[str, ...]
     keywords: tuple[str, ...]
     source: str
+    relative_text: str | None = None
+    sms_relative_text: str | None = None
+    styled_examples: tuple[tuple[str, str], ...] = ()  # (style, example)
+    templates: dict[str, jinja2.Template] = field(default_factory=dict, compare=False, repr=False)
+    facts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def text_for(
+        self, channel: str = "discord", audience: str = "youth", inviter: str | None = None
+    ) -> str:
+        """The text for a channel and audience (SMS: fitted to two GSM-7 segments).
+
+        A relative's text may name who invited them (``inviter``); unset facts never show."""
+        if channel == "sms":
+            order = ["sms_relative", "sms", "relative"] if audience == "relative" else ["sms"]
+        else:
+            order = ["relative"] if audience == "relative" else []
+        for key in [*order, "answer"]:
+            template = self.templates.get(key)
+            if template is None:
+                continue
+            text = _clean(template.render(facts=self.facts, inviter=inviter or ""), "")
+            if text:
+                return fit_sms(text) if channel == "sms" else text
+        return fit_sms(self.answer_text) if channel == "sms" else self.answer_text
 
 
 def fold(text: str) -> str:
@@ -248,6 +320,13 @@ class Analyzer:
         """Terms for every word, stopwords included."""
         return [self.term(w) for w in self.surface(text) if not w.isdigit()]
 
+    def prepare(self, text: str) -> tuple[str, str]:
+        """The classifier's two views of a text: folded surface words (for character n-grams)
+        and stems or lexicon concepts without stopwords (for word n-grams)."""
+        words = self.surface(text)
+        terms = ["#n" if w.isdigit() else self.term(w) for w in words if w not in self.stopwords]
+        return " ".join(words), " ".join(terms)
+
     def content_words(self, text: str) -> list[str]:
         """Surface words that are neither stopwords nor numbers."""
         return [w for w in self.surface(text) if w not in self.stopwords and not w.isdigit()]
@@ -278,6 +357,28 @@ class _LangIndex:
     suggestions_label: str
     facts: dict[str, Any]
     fuzzy_cache: dict[str, str | None] = field(default_factory=dict)
+    out_examples: list[str] = field(default_factory=list)
+    model: TopicModel | None = None
+    unset_fallback: str = ""
+    unset_fallback_sms: str = ""
+
+    def training_set(
+        self, without: frozenset[str] = frozenset(), out_keep: Callable[[int], bool] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Texts and labels the classifier learns from: every entry's title, keywords and
+        examples (less the styles in ``without``), and the out-of-scope traps."""
+        texts: list[str] = []
+        labels: list[str] = []
+        for entry in self.entries.values():
+            examples = [e for style, e in entry.styled_examples if style not in without]
+            for text in (entry.title, *examples, *entry.keywords):
+                texts.append(text)
+                labels.append(entry.id)
+        for i, text in enumerate(self.out_examples):
+            if out_keep is None or out_keep(i):
+                texts.append(text)
+                labels.append(OUT)
+        return texts, labels
 
     def query_terms(self, question: str) -> tuple[list[tuple[str, bool]], list[str]]:
         """Raw (term, is_stopword) pairs, and content terms (with fuzzy repair of unknown words)."""
@@ -409,8 +510,10 @@ def _build_index(
     smalltalk: dict[str, set[str]] = {}
     for entry in entries.values():
         if entry.kind == "smalltalk":
-            terms = set()
-            for text in (entry.title, *entry.keywords, *entry.examples):
+            terms: set[str] = set()
+            # Title and keywords only: a greeting is recognised by its words; whole
+            # examples ("t'es un robot ?") are for the classifier.
+            for text in (entry.title, *entry.keywords):
                 terms.update(analyzer.raw_terms(text))
             smalltalk[entry.id] = terms
     unknown_sms = unknown.get("sms")
@@ -432,6 +535,9 @@ def _build_index(
         unknown_sms=env.from_string(str(unknown_sms)) if unknown_sms else None,
         suggestions_label=str(unknown.get("suggestions_label") or ""),
         facts=facts,
+        out_examples=list(unknown.get("out_of_scope") or ()),
+        unset_fallback=str(unknown.get("unset_fallback") or ""),
+        unset_fallback_sms=str(unknown.get("unset_fallback_sms") or ""),
     )
 
 
@@ -445,16 +551,52 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def is_unset(value: Any) -> bool:
+    """Whether a fact's value still says it is to be completed ("à compléter")."""
+    return isinstance(value, str) and bool(_PLACEHOLDER_RE.search(fold(value)))
+
+
+def unset_facts(raw: dict[str, Any], path: str = "") -> list[str]:
+    """Dotted names of the facts still to be completed in facts.yaml."""
+    found: list[str] = []
+    items: Iterable[tuple[str, Any]]
+    if isinstance(raw, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in raw.items())
+    elif isinstance(raw, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(raw))
+    else:
+        return [path] if is_unset(raw) else []
+    for name, value in items:
+        found += unset_facts(value, name)
+    return found
+
+
+def _clean(text: str, fallback: str) -> str:
+    """Drop every sentence that shows an unset fact (``fallback`` when nothing is left)."""
+    if UNSET not in text:
+        return text.strip()
+    lines = []
+    for line in text.splitlines():
+        kept = [s for s in _SENTENCE_END_RE.split(line) if UNSET not in s]
+        joined = " ".join(kept).rstrip()
+        if joined.strip():
+            lines.append(joined)
+    return "\n".join(lines).strip() or fallback
+
+
 def _facts_for(raw: dict[str, Any], lang: str) -> dict[str, Any]:
-    """Resolve per-language fact values ({fr: ..., en: ...}) for one language."""
+    """Resolve per-language fact values ({fr: ..., en: ...}) for one language; a value still to
+    be completed becomes a mark that removes its sentence from the answers."""
 
     def pick(value: Any) -> Any:
         if isinstance(value, dict):
             if value and set(value) <= set(LANGS):
-                return value.get(lang, next(iter(value.values())))
+                return pick(value.get(lang, next(iter(value.values()))))
             return {k: pick(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [pick(v) for v in value]
+        if isinstance(value, list):  # an unset item is left out of the list
+            return [pick(v) for v in value if not is_unset(v)]
+        if is_unset(value):
+            return UNSET
         return value
 
     return {k: pick(v) for k, v in raw.items()}
@@ -652,6 +794,14 @@ def _load_language(
                         problems.add("field", where=shown_unknown, key=key, problem=problem)
         elif data is not None:
             problems.add("unknown_answer_required", file=shown_unknown)
+    out_path = folder / OUT_OF_SCOPE_FILE
+    if out_path.exists() and unknown:
+        data = _read_yaml(out_path, messages_dir, problems)
+        examples = _string_list(data.get("examples") if isinstance(data, dict) else None)
+        if examples is None or not isinstance(data, dict):
+            problems.add("not_phrase_list", where=_display(out_path, messages_dir), name="examples")
+        else:
+            unknown = {**unknown, "out_of_scope": examples}
     return entries, lexicon, unknown, problems
 
 
@@ -684,6 +834,14 @@ def _parse_entry(
     if not isinstance(title, str) or not title.strip():
         problems.add("missing_title", where=where)
     examples = _string_list(item.get("examples"))
+    styled: list[tuple[str, str]] = [("short", e) for e in examples or ()]
+    for style in EXAMPLE_STYLES:
+        extra = _string_list(item.get(f"examples_{style}"))
+        if extra is None:
+            problems.add("not_phrase_list", where=where, name=f"examples_{style}")
+            continue
+        styled.extend((style, e) for e in extra)
+        examples = [*(examples or ()), *extra]
     keywords = _string_list(item.get("keywords"))
     synonyms = _string_list(item.get("synonyms"))
     for name, value in (("examples", examples), ("keywords", keywords), ("synonyms", synonyms)):
@@ -691,27 +849,40 @@ def _parse_entry(
             problems.add("not_phrase_list", where=where, name=name)
     if not (examples or keywords):
         problems.add("never_matched", where=where)
-    sms = item.get("sms")
-    if sms is not None and not isinstance(sms, str):
-        problems.add("sms_not_text", where=where)
-        sms = None
-    if isinstance(sms, str):
-        bad = sorted({ch for ch in sms if not is_gsm(ch)})
+    sources: dict[str, Any] = {"title": title, "answer": answer}
+    for key in ("relative", "sms", "sms_relative"):
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.add(
+                "sms_not_text" if key.startswith("sms") else "field_not_text", where=where, key=key
+            )
+            continue
+        sources[key] = value
+        if not isinstance(value, str) or not key.startswith("sms"):
+            continue
+        bad = sorted({ch for ch in value if not is_gsm(ch)})
         if bad:
             problems.add("sms_not_gsm", where=where, chars=" ".join(bad))
-        if len(sms) > SMS_FIELD_LIMIT:
-            problems.add("sms_too_long", where=where, length=len(sms), limit=SMS_FIELD_LIMIT)
+        if len(value) > SMS_FIELD_LIMIT:
+            problems.add("sms_too_long", where=where, length=len(value), limit=SMS_FIELD_LIMIT)
+        command = _DISCORD_COMMAND_RE.search(value)
+        if command:
+            problems.add("sms_discord_command", where=where, key=key, command=command.group(1))
     rendered: dict[str, str] = {}
-    for key, source in (("title", title), ("answer", answer), ("sms", sms)):
+    templates: dict[str, jinja2.Template] = {}
+    for key, source in sources.items():
         if not isinstance(source, str) or not source.strip():
             continue
-        template_problems = _template_problems(source, env, facts, set(), problems)
+        allowed = {"inviter"} if key in RELATIVE_FIELDS else set()
+        template_problems = _template_problems(source, env, facts, allowed, problems)
         if template_problems:
             for problem in template_problems:
                 problems.add("field", where=where, key=key, problem=problem)
             continue
         try:
-            rendered[key] = env.from_string(source).render(facts=facts).strip()
+            template = env.from_string(source)
+            rendered[key] = _clean(template.render(facts=facts, inviter=""), "")
+            templates[key] = template
         except jinja2.TemplateError as exc:
             problems.add("cannot_render", where=where, key=key, reason=str(exc))
     if problems:
@@ -726,6 +897,11 @@ def _parse_entry(
         examples=tuple(examples or ()),
         keywords=tuple([*(keywords or ()), *(synonyms or ())]),
         source=shown,
+        relative_text=rendered.get("relative"),
+        sms_relative_text=rendered.get("sms_relative"),
+        styled_examples=tuple(styled),
+        templates=templates,
+        facts=facts,
     )
     return entry, problems
 
@@ -764,6 +940,47 @@ def _load_all(
     return indexes, problems
 
 
+def _train(
+    indexes: dict[str, _LangIndex],
+    method: str = DEFAULT_METHOD,
+    without: frozenset[str] = frozenset(),
+    out_keep: Callable[[int], bool] | None = None,
+) -> LangModel | None:
+    """Fit (or load from the cache) each language's classifier and the language detector."""
+    material = {}
+    for lang, index in indexes.items():
+        texts, labels = index.training_set(without, out_keep)
+        material[lang] = ([index.analyzer.prepare(t) for t in texts], labels, texts)
+
+    def build() -> tuple[dict[str, TopicModel], LangModel | None]:
+        topics = {
+            lang: fit_topics(prepared, labels, method)
+            for lang, (prepared, labels, _) in material.items()
+        }
+        detector = None
+        if "fr" in material and "en" in material:
+            detector = fit_lang(
+                [fold(t) for t in material["fr"][2]], [fold(t) for t in material["en"][2]]
+            )
+        return topics, detector
+
+    key = content_hash([method, {lang: m[:2] for lang, m in material.items()}])
+    topics, detector = cached(key, build)
+    for lang, index in indexes.items():
+        index.model = topics[lang]
+    return detector
+
+
+def pending_facts(messages_dir: Path, facts_path: Path | None = None) -> list[str]:
+    """Names of the programme facts still to be completed (their sentences are left out)."""
+    path = facts_path or Path(messages_dir) / "facts.yaml"
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    return unset_facts(raw) if isinstance(raw, dict) else []
+
+
 def check_knowledge_base(
     messages_dir: Path, facts_path: Path | None = None, lang: str = "en"
 ) -> list[str]:
@@ -778,20 +995,43 @@ def check_knowledge_base(
 class FaqEngine:
     """Matches questions to knowledge-base entries, in French and English."""
 
-    def __init__(self, indexes: dict[str, _LangIndex]) -> None:
+    def __init__(self, indexes: dict[str, _LangIndex], detector: LangModel | None = None) -> None:
         """Wrap prebuilt indexes; use FaqEngine.load."""
         self._indexes = indexes
+        self._detector = detector
 
     @classmethod
     def load(
-        cls, messages_dir: Path, facts_path: Path | None = None, lang: str = "en"
+        cls,
+        messages_dir: Path,
+        facts_path: Path | None = None,
+        lang: str = "en",
+        method: str = DEFAULT_METHOD,
     ) -> FaqEngine:
-        """Load and index messages/<lang>/faq; raise KnowledgeBaseError (its problems in
-        ``lang``) on any invalid file."""
+        """Load, index and train on messages/<lang>/faq; raise KnowledgeBaseError (its problems
+        in ``lang``) on any invalid file. ``method`` is ``sgd``, ``logreg``, ``svm`` or
+        ``lexical`` (the matcher before issue 16, for comparison)."""
         indexes, problems = _load_all(Path(messages_dir), facts_path, lang)
         if problems:
             raise KnowledgeBaseError(problems)
-        return cls(indexes)
+        detector = _train(indexes, method) if method != "lexical" else None
+        return cls(indexes, detector)
+
+    def trained_without(
+        self,
+        styles: Iterable[str] = (),
+        out_keep: Callable[[int], bool] | None = None,
+        method: str = DEFAULT_METHOD,
+    ) -> FaqEngine:
+        """A copy trained without some example styles (and only the traps ``out_keep`` keeps),
+        for cross-validation."""
+        indexes = {lang: replace(index) for lang, index in self._indexes.items()}
+        detector = _train(indexes, method, frozenset(styles), out_keep)
+        return FaqEngine(indexes, detector)
+
+    def out_of_scope_examples(self, lang: str) -> list[str]:
+        """The traps the classifier learns to abstain on."""
+        return list(self._index(lang).out_examples)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -810,29 +1050,166 @@ class FaqEngine:
         """All entries of a language."""
         return list(self._index(lang).entries.values())
 
-    def short_answer(self, entry_id: str, lang: str = "fr") -> str:
-        """SMS version of an entry (its `sms` field, else its answer), GSM-7, within 2 segments."""
-        entry = self.entry(entry_id, lang)
-        return fit_sms(entry.sms_text or entry.answer_text)
+    def short_answer(self, entry_id: str, lang: str = "fr", audience: str = "youth") -> str:
+        """SMS version of an entry, GSM-7, within 2 segments (as answer(..., channel="sms"))."""
+        return self.entry(entry_id, lang).text_for("sms", audience)
 
     def unknown_short_answer(self, lang: str = "fr") -> str:
         """SMS version of the 'not sure' answer."""
         index = self._index(lang)
         template = index.unknown_sms or index.unknown_template
-        return fit_sms(template.render(facts=index.facts, suggestions=[]))
+        return fit_sms(_clean(template.render(facts=index.facts, suggestions=[]), ""))
 
     def suggestions_label(self, lang: str = "fr") -> str:
         """Label shown before suggestions in readable output."""
         return self._index(lang).suggestions_label
 
-    def answer(self, question: str, lang: str = "fr") -> FaqAnswer:
-        """Best entry for a question, a small-talk reply, or 'not sure' with suggestions."""
+    def detect_language(self, question: str, lang: str = "fr") -> str:
+        """The language a message is written in; ``lang`` (the person's) when unclear."""
+        if self._detector is None or lang not in self._indexes:
+            return lang if lang in self._indexes else next(iter(self._indexes))
+        folded = fold(question)
+        if len(_words(folded)) < 2 and len(folded) < 12:
+            return lang
+        english = self._detector.english(folded)
+        if english >= LANG_SWITCH and "en" in self._indexes:
+            return "en"
+        if english <= 1 - LANG_SWITCH and "fr" in self._indexes:
+            return "fr"
+        return lang
+
+    def answer(
+        self,
+        question: str,
+        lang: str = "fr",
+        *,
+        channel: Channel = "discord",
+        audience: Audience = "youth",
+        inviter: str | None = None,
+        detect: bool = True,
+    ) -> FaqAnswer:
+        """Best entry for a question, a small-talk reply, or 'not sure' with suggestions.
+
+        The answer is in the message's language (detected; ``lang`` when unclear), written for
+        the channel (``sms``: two GSM-7 segments, SMS keywords) and audience (``relative``:
+        "vous"; ``inviter`` is the name of the member who invited them, when known)."""
+        if detect:
+            lang = self.detect_language(question, lang)
         index = self._index(lang)
+        lang = index.lang
+        entry_id, score, kind, suggestions = self._match(index, question)
+        if entry_id is not None:
+            entry = index.entries[entry_id]
+            text = entry.text_for(channel, audience, inviter)
+            return FaqAnswer(question, entry_id, score, kind, text, suggestions, lang)
+        text = self._unknown_text(index, channel, suggestions)
+        return FaqAnswer(question, None, score, "unknown", text, suggestions, lang)
+
+    def _unknown_text(
+        self, index: _LangIndex, channel: str, suggestions: list[tuple[str, str]]
+    ) -> str:
+        if channel == "sms":
+            template = index.unknown_sms or index.unknown_template
+            return fit_sms(_clean(template.render(facts=index.facts, suggestions=[]), ""))
+        rendered = index.unknown_template.render(facts=index.facts, suggestions=suggestions)
+        return _clean(rendered, index.unset_fallback)
+
+    def _match(
+        self, index: _LangIndex, question: str
+    ) -> tuple[str | None, float, Literal["answer", "smalltalk", "unknown"], list[tuple[str, str]]]:
+        """(entry id or None, confidence, kind, suggestions) for one question."""
         raw, content = index.query_terms(question)
         smalltalk = self._smalltalk(index, raw)
         if smalltalk is not None:
-            entry = index.entries[smalltalk]
-            return FaqAnswer(question, entry.id, 1.0, "smalltalk", entry.answer_text)
+            return smalltalk, 1.0, "smalltalk", []
+        if index.model is None:
+            return self._match_lexical(index, content)
+        return self._match_model(index, index.model, question)
+
+    @staticmethod
+    def _match_model(
+        index: _LangIndex, model: TopicModel, question: str
+    ) -> tuple[str | None, float, Literal["answer", "smalltalk", "unknown"], list[tuple[str, str]]]:
+        """Classifier decision, with abstention from probability and margin. A long message is
+        read sentence by sentence too: questions count more than context."""
+        if not _words(question):
+            return None, 0.0, "unknown", []
+        parts = sentences(question)
+        texts = [question, *parts] if len(parts) > 1 else [question]
+        probs = model.proba([index.analyzer.prepare(t) for t in texts])
+        classes = model.classes
+
+        def title(cid: str) -> tuple[str, str]:
+            return cid, index.entries[cid].title
+
+        def decided(row: np.ndarray) -> str | None:
+            order = np.argsort(-row)
+            best, p_best = classes[order[0]], float(row[order[0]])
+            if best == OUT or p_best < THRESHOLD_P or p_best - float(row[order[1]]) < MARGIN:
+                return None
+            return best
+
+        # A long message: the whole of it decides when it is clear; else the questions it asks,
+        # in order (measured against "most confident question" and "weighted average of
+        # sentences" on long messages: 77% right vs 59% and 46%).
+        asked: list[tuple[str, float]] = []
+        if len(parts) > 1:
+            for row, part in zip(probs[1:], parts, strict=True):
+                cid = decided(row) if is_question(part) else None
+                if cid is not None and all(cid != c for c, _ in asked):
+                    asked.append((cid, float(row.max())))
+        if LONG_STRATEGY == "best" and asked:
+            asked.sort(key=lambda pair: -pair[1])
+        whole = decided(probs[0]) if LONG_STRATEGY == "whole-first" and len(texts) > 1 else None
+        if whole is not None:
+            asked = [(whole, float(probs[0].max()))] + [a for a in asked if a[0] != whole]
+        if LONG_STRATEGY == "combined":
+            asked = []
+        if asked:
+            combined = probs[0]
+            best, p_best = asked[0]
+        else:
+            if len(texts) > 1:
+                weights = np.array(
+                    [WHOLE_WEIGHT] + [QUESTION_WEIGHT if is_question(p) else 1.0 for p in parts]
+                )
+                combined = (probs * weights[:, None]).sum(axis=0) / weights.sum()
+            else:
+                combined = probs[0]
+            order = np.argsort(-combined)
+            p_best = float(combined[order[0]])
+            chosen = decided(combined)
+            if chosen is None:
+                topics = [
+                    classes[i]
+                    for i in order[:4]
+                    if classes[i] != OUT
+                    and index.entries[classes[i]].kind == "answer"
+                    and float(combined[i]) >= SUGGESTION_P
+                ]
+                score = p_best if classes[order[0]] != OUT else 0.0
+                return (
+                    None,
+                    round(score, 3),
+                    "unknown",
+                    [title(c) for c in topics][:MAX_SUGGESTIONS],
+                )
+            best = chosen
+        entry = index.entries[best]
+        kind: Literal["answer", "smalltalk"] = (
+            "smalltalk" if entry.kind == "smalltalk" else "answer"
+        )
+        # A second question in the message gets a suggestion button.
+        suggestions = [title(cid) for cid, _ in asked[1:] if index.entries[cid].kind == "answer"][
+            :1
+        ]
+        return best, round(p_best, 3), kind, suggestions
+
+    @staticmethod
+    def _match_lexical(
+        index: _LangIndex, content: list[str]
+    ) -> tuple[str | None, float, Literal["answer", "smalltalk", "unknown"], list[tuple[str, str]]]:
+        """The previous engine (term coverage and best example), kept for comparison."""
         all_smalltalk = (
             set().union(*index.smalltalk_terms.values()) if index.smalltalk_terms else set()
         )
@@ -840,16 +1217,14 @@ class FaqEngine:
         scored = index.score(terms) if terms else []
         if scored and scored[0][0] >= THRESHOLD:
             score, idx = scored[0]
-            entry = index.entries[index.topic_ids[idx]]
-            return FaqAnswer(question, entry.id, round(score, 3), "answer", entry.answer_text)
+            return index.topic_ids[idx], round(score, 3), "answer", []
         suggestions = [
             (index.topic_ids[idx], index.entries[index.topic_ids[idx]].title)
             for score, idx in scored[:MAX_SUGGESTIONS]
             if score >= SUGGESTION_FLOOR
         ]
-        text = index.unknown_template.render(facts=index.facts, suggestions=suggestions).strip()
         best = round(scored[0][0], 3) if scored else 0.0
-        return FaqAnswer(question, None, best, "unknown", text, suggestions)
+        return None, best, "unknown", suggestions
 
     @staticmethod
     def _smalltalk(index: _LangIndex, raw: list[tuple[str, bool]]) -> str | None:

@@ -23,12 +23,10 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import math
 import re
 import secrets
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -39,10 +37,12 @@ import aiohttp
 import phonenumbers
 from aiohttp import web
 
+from bot.clientaddr import RateLimiter, client_bucket
 from bot.conversation import Conversation, clean_text
 from bot.logging import get_logger
 from bot.pages import Pages, install_pages
 from bot.ports import Person, Reply, Target
+from bot.sms.phone import CALLBACK_KINDS, number_kind
 from referrals import landing as domain
 from referrals.landing import (
     RETENTION_DAYS,
@@ -80,61 +80,6 @@ class DiscordUnavailable(Exception):
 
 class DiscordRefused(Exception):
     """Discord answered, and refused to add the member (banned, too many servers...)."""
-
-
-class RateLimiter:
-    """In-memory token buckets, one per key (client IP): ``rate`` requests per ``per`` seconds."""
-
-    def __init__(
-        self,
-        rate: int = RATE,
-        per: float = PER,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 50_000,
-    ) -> None:
-        self.rate = rate
-        self.per = per
-        self.clock = clock
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str) -> float:
-        """Spend one token: 0 when allowed, else the seconds to wait for the next one."""
-        now = self.clock()
-        refill = self.rate / self.per
-        tokens, last = self._buckets.get(key, (float(self.rate), now))
-        tokens = min(float(self.rate), tokens + (now - last) * refill)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / refill
-        self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > self.max_keys:
-            self._prune(now)
-        return 0.0
-
-    def _prune(self, now: float) -> None:
-        # A bucket idle for a whole period is full again: forgetting it changes nothing.
-        for key in [k for k, (_, last) in self._buckets.items() if now - last >= self.per]:
-            del self._buckets[key]
-
-
-def client_ip(request: web.Request) -> str:
-    """The client's address; behind a local reverse proxy, the last X-Forwarded-For hop."""
-    peer = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded:
-        try:
-            address = ipaddress.ip_address(peer)
-            trusted = address.is_loopback or address.is_private
-        except ValueError:
-            trusted = False
-        if trusted:
-            # The rightmost entry is the one our own proxy added: the others are client-supplied.
-            candidate = forwarded.rsplit(",", 1)[-1].strip()
-            with contextlib.suppress(ValueError):
-                return str(ipaddress.ip_address(candidate))
-    return peer or "unknown"
 
 
 def first_name(display_name: str | None) -> str | None:
@@ -231,7 +176,7 @@ class Landing:
         self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            wait = self.limiter.take(client_ip(request))
+            wait = self.limiter.take(client_bucket(request, self.settings.trusted_proxies))
             if wait > 0:
                 return self.pages.response(
                     request,
@@ -295,7 +240,7 @@ class Landing:
         *,
         status: int = 200,
         values: dict[str, str] | None = None,
-        errors: dict[str, bool] | None = None,
+        errors: dict[str, bool | str] | None = None,
         join_url: str | None = None,
     ) -> web.Response:
         return self.pages.response(
@@ -397,12 +342,14 @@ class Landing:
         raw_phone = form.get("telephone")
         name = clean_text(raw_name)[: MAX_FIRST_NAME + 1] if isinstance(raw_name, str) else ""
         phone_text = clean_text(raw_phone)[:MAX_PHONE_INPUT] if isinstance(raw_phone, str) else ""
-        errors: dict[str, bool] = {}
+        errors: dict[str, bool | str] = {}
         if not name or len(name) > MAX_FIRST_NAME or not any(c.isalpha() for c in name):
             errors["prenom"] = True
         e164 = parse_phone(phone_text, self.settings.sms_allowed_countries)
         if e164 is None:
             errors["telephone"] = True
+        elif number_kind(e164) not in CALLBACK_KINDS:  # premium-rate, shared-cost...: refused
+            errors["telephone"] = "special"
         if form.get("consentement") != "oui":
             errors["consentement"] = True
         if errors:

@@ -71,6 +71,31 @@ def mask_sensitive(_logger: Any, _method: str, event: dict[str, Any]) -> dict[st
     return event
 
 
+# Every field is cut to this many characters: most come from outside (paths, provider error
+# codes, user agents) and a log line must stay a line. The event name, a traceback and a staff
+# post (``text``, already bounded by the message that made it) keep their length.
+MAX_FIELD = 100
+_UNBOUNDED = {"event", "exception", "text"}
+
+
+def _bound(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_FIELD else value[: MAX_FIELD - 1] + "…"
+    if isinstance(value, list | tuple):
+        return type(value)(_bound(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _bound(v) for k, v in value.items()}
+    return value
+
+
+def bound_fields(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: cut every field but the event, a traceback and ``text``."""
+    for key, value in list(event.items()):
+        if not key.startswith("_") and key not in _UNBOUNDED:
+            event[key] = _bound(value)
+    return event
+
+
 def _format_exception_without_locals(
     _logger: Any, _method: str, event: dict[str, Any]
 ) -> dict[str, Any]:
@@ -105,6 +130,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _format_exception_without_locals,
         mask_sensitive,
+        bound_fields,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()

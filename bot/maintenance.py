@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.logging import get_logger
+from referrals import actions
 from referrals.erasure import checkpoint
+from referrals.files import private_dir
 from referrals.retention import RetentionPolicy, apply_retention
 from referrals.store import Database, get_meta, set_meta
 from referrals.timeutil import to_iso
@@ -54,7 +56,7 @@ def _rotate(directory: Path, keep: int) -> None:
 
 async def backup_rotate(db: Database, directory: Path, keep: int, now: datetime) -> Path:
     """Write a dated online backup into ``directory``; keep only the ``keep`` newest."""
-    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(private_dir, directory)
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = directory / f"{BACKUP_PREFIX}{stamp}{BACKUP_SUFFIX}"
     await db.backup(target)
@@ -70,6 +72,10 @@ async def run_daily(app: App, now: datetime | None = None) -> dict[str, Any]:
     settings = app.settings
     now = now or datetime.now(UTC)
     report = await app.db.write(apply_retention, now, policy_of(settings))
+    # Comments on actions are kept like the questions' texts.
+    await app.db.write(
+        actions.purge_comments, now - timedelta(days=settings.retention_questions_days)
+    )
     busy, _, _ = await app.db.call(checkpoint)
     summary: dict[str, Any] = {**report.as_dict(), "checkpoint_busy": busy}
     if settings.backup_dir is not None:
@@ -106,6 +112,7 @@ async def maintenance_loop(app: App, stop: asyncio.Event, tick: float = TICK) ->
         try:
             await app.conversation.guard.watch(force=True)
             await app.router.flush()  # replies waiting for a channel this process reaches
+            await app.conversation.agenda.tick()  # action reminders and evaluations, when due
             if await daily_due(app.db, datetime.now(UTC)):
                 await run_daily(app)
             from bot.weekly import post_weekly_if_due

@@ -133,8 +133,8 @@ class FaqPort(Protocol):
         """One entry by id; KeyError when unknown."""
         ...
 
-    def short_answer(self, entry_id: str, lang: str) -> str:
-        """The entry's answer short enough for an SMS."""
+    def short_answer(self, entry_id: str, lang: str, audience: str = "youth") -> str:
+        """The entry's answer short enough for an SMS (``relative``: the "vous" register)."""
         ...
 
 

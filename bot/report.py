@@ -20,7 +20,7 @@ import jinja2
 from bot import charts
 from bot import labels as labels_module
 from bot.texts import LANGS, MESSAGES_DIR
-from referrals import analytics, stats
+from referrals import actions, analytics, stats
 from referrals.timeutil import day_bounds
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ async def build_report(
     """The report's HTML. ``render(key, **params)`` renders a message key in ``lang``."""
     figures = await db.read(stats.compute, since, until)
     extra = await db.read(analytics.compute, since, until, tz)
+    per_action = await db.read(actions.results, since, until)
     labels = charts.chart_labels(render)
     timeline_png, cohorts_png, waves_png = await asyncio.gather(
         charts.timeline_chart_async(extra["timeline"], labels),
@@ -84,6 +85,7 @@ async def build_report(
         a=extra,
         source_names=labels_module.source_names(render),
         channel_names=labels_module.channel_names(figures["channels"], render),
+        actions=per_action,
         charts={
             "timeline": png_data_uri(timeline_png),
             "cohorts": png_data_uri(cohorts_png),
@@ -119,6 +121,7 @@ async def cmd_report(ctx: Context) -> int:
             period=period_text(ctx, since, until),
             generated=generated,
             tz=ctx.settings.tz,
+            messages_dir=ctx.texts.messages_dir,
         )
     finally:
         await db.close()

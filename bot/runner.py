@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.logging import get_logger
 from bot.ports import Reply
 from bot.sms.errors import SmsSendError
+from bot.weblog import AccessLogger
 
 log = get_logger(__name__)
 
@@ -51,7 +52,9 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Start serving ``app``; the caller cleans the returned runner up."""
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False)
+    runner = web.AppRunner(
+        app, shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False, access_log_class=AccessLogger
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -89,6 +89,8 @@ class Settings:
     lang: str = "fr"
     tz: str = "Europe/Paris"
     secret: str | None = None
+    secret_file: Path | None = None  # default: beside the database (secret_file_for)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     public_base_url: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -114,6 +116,7 @@ class Settings:
     discord_client_id: str | None = None
     discord_client_secret: str | None = None
     discord_api_url: str = DEFAULT_DISCORD_API_URL
+    messages_dir: Path | None = None  # the programme's own copies of the messages (overlay)
 
     @property
     def twilio_configured(self) -> bool:
@@ -140,6 +143,16 @@ class Settings:
         """True when the sender is a phone number that can receive replies (STOP)."""
         return bool(self.twilio_from_number and self.twilio_from_number.startswith("+"))
 
+    def secret_file_for(self, db_path: Path) -> Path | None:
+        """The key file: ``RELAIS_SECRET_FILE``, else beside the database (none in memory)."""
+        if self.secret_file is not None:
+            return self.secret_file
+        if str(db_path) == ":memory:":
+            return None
+        from referrals.privacy import default_key_file
+
+        return default_key_file(db_path)
+
     def require(self, *names: str) -> None:
         """Fail with the variable's name when a required setting is missing."""
         for name in names:
@@ -156,6 +169,8 @@ _ATTRIBUTE = {
     "RELAIS_LANG": "lang",
     "RELAIS_TZ": "tz",
     "RELAIS_SECRET": "secret",
+    "RELAIS_SECRET_FILE": "secret_file",
+    "RELAIS_TRUSTED_PROXIES": "trusted_proxies",
     "PUBLIC_BASE_URL": "public_base_url",
     "TWILIO_ACCOUNT_SID": "twilio_account_sid",
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
@@ -179,6 +194,7 @@ _ATTRIBUTE = {
     "BACKUP_DIR": "backup_dir",
     "BACKUP_KEEP": "backup_keep",
     "RELAIS_WEEKLY_REPORT": "weekly_report",
+    "RELAIS_MESSAGES_DIR": "messages_dir",
 }
 VARIABLES = tuple(_ATTRIBUTE)
 
@@ -260,8 +276,23 @@ def load_settings(
     for name in ("RETENTION_INACTIVE_DAYS", "RETENTION_QUESTIONS_DAYS", "BACKUP_KEEP"):
         if (value := get(name)) is not None:
             kwargs[_ATTRIBUTE[name]] = _int(name, value, 1)
+    if (value := get("RELAIS_SECRET_FILE")) is not None:
+        kwargs["secret_file"] = Path(value)
+    if "RELAIS_TRUSTED_PROXIES" in values:  # empty: no proxy is trusted
+        from bot.clientaddr import parse_networks
+
+        value = values["RELAIS_TRUSTED_PROXIES"]
+        try:
+            kwargs["trusted_proxies"] = parse_networks(value)
+        except ValueError:
+            name = "RELAIS_TRUSTED_PROXIES"
+            raise ConfigError("config.bad_value", name=name, value=value) from None
     if (value := get("BACKUP_DIR")) is not None:
         kwargs["backup_dir"] = Path(value)
+    if (value := get("RELAIS_MESSAGES_DIR")) is not None:
+        if not Path(value).is_dir():
+            raise ConfigError("config.not_a_folder", name="RELAIS_MESSAGES_DIR", path=value)
+        kwargs["messages_dir"] = Path(value)
     if (value := get("RELAIS_DEV_SYNC")) is not None:
         if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
             raise ConfigError("config.bad_value", name="RELAIS_DEV_SYNC", value=value)
@@ -270,4 +301,5 @@ def load_settings(
         if value.lower() not in {"1", "true", "yes", "oui", "0", "false", "no", "non"}:
             raise ConfigError("config.bad_value", name="RELAIS_WEEKLY_REPORT", value=value)
         kwargs["weekly_report"] = value.lower() in {"1", "true", "yes", "oui"}
+    # kwargs holds each field's own type, checked above; a dict[str, object] cannot say so.
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -2,10 +2,20 @@
 
 A key ``area.name`` is the entry ``name`` of ``messages/<lang>/area.yaml``. Staff edit those files;
 no user-facing text lives in Python code.
+
+The messages ship inside the package (read with :mod:`importlib.resources`). A programme keeps its
+own copies in the folder named by ``RELAIS_MESSAGES_DIR``: any file there replaces the shipped file
+of the same relative path, every other file falls back to the shipped one
+(:func:`resolve_messages_dir`).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import importlib.resources
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +27,43 @@ from jinja2.runtime import new_context
 from referrals import codes
 
 LANGS = ("fr", "en")
-MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
+# The shipped messages, package data of ``bot`` (a real folder: pip installs packages unzipped).
+MESSAGES_DIR = Path(str(importlib.resources.files("bot") / "messages"))
+
+
+def overlay_files(folder: Path) -> list[Path]:
+    """The relative paths of the files of a programme's messages folder (hidden ones skipped)."""
+    return sorted(
+        path.relative_to(folder)
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+@functools.cache
+def _overlaid(override: Path) -> Path:
+    # Every reader of the messages (texts, FAQ, pages, report, doctor) takes one folder: the
+    # shipped files overlaid by the programme's own are assembled once per process in a private
+    # temporary folder (about 600 KB), removed at exit. A restart picks up edited files.
+    merged = Path(tempfile.mkdtemp(prefix="relais-messages-"))
+    atexit.register(shutil.rmtree, merged, ignore_errors=True)
+    shutil.copytree(MESSAGES_DIR, merged, dirs_exist_ok=True)
+    for relative in overlay_files(override):
+        target = merged / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(override / relative, target)
+    return merged
+
+
+def resolve_messages_dir(override: Path | None) -> Path:
+    """The messages folder to read: the shipped one, overlaid file by file by ``override``.
+
+    Blocking (it may copy files): call it at start, or in a thread.
+    """
+    if override is None:
+        return MESSAGES_DIR
+    return _overlaid(override.resolve())
 
 
 class MessageCatalogError(Exception):
@@ -122,7 +168,7 @@ class Texts:
         context = new_context(
             self.env, template.name, template.blocks, {**self.globals, **params}, True
         )
-        return self.env.concat(template.root_render_func(context)).strip()  # type: ignore[attr-defined]
+        return self.env.concat(template.root_render_func(context)).strip()
 
     def keys(self, lang: str) -> list[str]:
         """Every message key of a language."""

@@ -15,6 +15,7 @@ unexpected exception into a logged error and a safe answer.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -23,6 +24,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.clientaddr import RateLimiter, client_bucket
 from bot.conversation import Conversation
 from bot.delivery import DeliveryRouter
 from bot.logging import get_logger
@@ -31,6 +33,7 @@ from bot.ports import Person, Target
 from bot.settings import Settings
 from bot.sms.service import TOKEN_RE, SmsService
 from bot.texts import Texts
+from bot.weblog import DISCONNECTS, bound, disconnected
 from referrals.sms_inbound import seen_message
 from referrals.store import Database, answers, now_iso
 
@@ -49,6 +52,7 @@ SETTINGS = web.AppKey("settings", Settings)
 TEXTS = web.AppKey("texts", Texts)
 DB = web.AppKey("db", Database)
 SMS = web.AppKey("sms", SmsService)
+LIMITER = web.AppKey("limiter", RateLimiter)
 CONVERSATION = web.AppKey("conversation", Conversation)
 ROUTER = web.AppKey("router", DeliveryRouter)
 
@@ -67,8 +71,10 @@ async def never_500(request: web.Request, handler: Handler) -> web.StreamRespons
         raise
     except asyncio.CancelledError:
         raise
+    except DISCONNECTS as exc:  # the client left mid-body: one warning line, no traceback
+        return disconnected(request, exc)
     except Exception:
-        log.exception("web_unexpected_error", path=request.path, method=request.method)
+        log.exception("web_unexpected_error", path=bound(request.path), method=request.method)
         if request.path.startswith("/twilio/"):
             # Twilio would show an error to nobody and retry nothing: answer with empty TwiML.
             return web.Response(text=EMPTY_TWIML, content_type="application/xml")
@@ -118,7 +124,8 @@ async def twilio_sms(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     sender = form.get("From", "").strip()
     message_sid = form.get("MessageSid") or form.get("SmsSid")
-    if not sender or (message_sid is not None and not _SID_RE.fullmatch(message_sid)):
+    # Without a MessageSid a replay could not be recognised: refused (issue 20).
+    if not sender or message_sid is None or not _SID_RE.fullmatch(message_sid):
         raise web.HTTPBadRequest(text="bad request")
     text = form.get("Body", "")[:MAX_SMS_TEXT]
     # Twilio's own opt-out handling (default or Advanced Opt-Out) already answered STOP, START or
@@ -195,6 +202,10 @@ async def stop_link(request: web.Request) -> web.Response:
     fetching the page) and a HEAD request do not: they get the page with a confirmation button
     that POSTs, so that nobody is opted out by their phone alone.
     """
+    wait = request.app[LIMITER].take(client_bucket(request, request.app[SETTINGS].trusted_proxies))
+    if wait > 0:  # limited like /r/CODE: a token cannot be guessed at speed
+        retry = {"Retry-After": str(max(1, math.ceil(wait)))}
+        return request.app[PAGES].response(request, "ratelimited", status=429, headers=retry)
     token = request.match_info["token"]
     valid = bool(TOKEN_RE.fullmatch(token))
     agent = request.headers.get("User-Agent", "")
@@ -219,6 +230,7 @@ def create_app(
     router: DeliveryRouter,
     routes: Iterable[web.AbstractRouteDef] = (),
     max_body: int = MAX_BODY,
+    limiter: RateLimiter | None = None,
 ) -> web.Application:
     """The aiohttp application with the SMS routes (and any extra ``routes``)."""
     app = web.Application(client_max_size=max_body, middlewares=[never_500])
@@ -226,6 +238,7 @@ def create_app(
     app[TEXTS] = texts
     app[DB] = db
     app[SMS] = sms
+    app[LIMITER] = limiter or RateLimiter()
     app[CONVERSATION] = conversation
     app[ROUTER] = router
     install_pages(app, settings, texts.messages_dir)

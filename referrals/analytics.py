@@ -388,10 +388,10 @@ def channel_comparison(
             figures[5] += within[pid]
     totals = {source: [0] * 6 for source in SOURCES}
     per_campaign: dict[str, list[int]] = {}
-    for (source, campaign), figures in groups.items():
-        totals[source] = [a + b for a, b in zip(totals[source], figures, strict=True)]
+    for (source, campaign), counts in groups.items():
+        totals[source] = [a + b for a, b in zip(totals[source], counts, strict=True)]
         if campaign is not None:
-            per_campaign[campaign] = list(figures)
+            per_campaign[campaign] = list(counts)
     rows = [_comparison_row("source", name, *totals[name]) for name in SOURCES]
     ordered = sorted(per_campaign.items(), key=lambda item: (-item[1][0], item[0]))
     rows += [_comparison_row("campaign", name, *figures) for name, figures in ordered]

@@ -44,6 +44,9 @@ TABLES: dict[str, str] = {
     " cleared by retention",
     "outbox": "not shown (messages waiting for Discord, deleted once delivered); the person's"
     " waiting messages deleted",
+    "actions": "no personal data (the agenda; created_by is a staff name or Discord id)",
+    "action_people": "shown; comment set to NULL (presence, RSVP and rating kept, anonymous)",
+    "action_opt_outs": "shown; kept (an id only: no message about actions)",
 }
 
 
@@ -112,6 +115,14 @@ def personal_data(conn: sqlite3.Connection, participant_id: int) -> dict[str, An
         "SELECT at, status FROM join_attributions WHERE participant_id = ? ORDER BY at, id",
         (participant_id,),
     )
+    actions = _rows(
+        conn,
+        "SELECT c.code, a.title, ap.rsvp_at, ap.interested_at, ap.checked_in_at, ap.rating,"
+        " ap.recommend, ap.comment FROM action_people ap JOIN actions a ON a.id = ap.action_id"
+        " JOIN campaigns c ON c.id = a.campaign_id WHERE ap.participant_id = ?"
+        " ORDER BY a.starts_at",
+        (participant_id,),
+    )
     keys = person_keys(conn, participant_id)
     pending: list[dict[str, Any]] = []
     attempts = 0
@@ -149,6 +160,11 @@ def personal_data(conn: sqlite3.Connection, participant_id: int) -> dict[str, An
         "invitations": invitations,
         "questions": questions,
         "handoffs": handoffs,
+        "actions": actions,
+        "no_action_messages": conn.execute(
+            "SELECT 1 FROM action_opt_outs WHERE participant_id = ?", (participant_id,)
+        ).fetchone()
+        is not None,
         "join_attributions": attributions,
         "pending_confirmations": pending,
         "recent_attempts": attempts,
@@ -209,6 +225,9 @@ def erase_participant(conn: sqlite3.Connection, participant_id: int) -> None:
     conn.execute("DELETE FROM links WHERE participant_id = ?", (participant_id,))
     conn.execute("UPDATE questions SET text = NULL WHERE participant_id = ?", (participant_id,))
     conn.execute("UPDATE handoffs SET text = NULL WHERE participant_id = ?", (participant_id,))
+    conn.execute(
+        "UPDATE action_people SET comment = NULL WHERE participant_id = ?", (participant_id,)
+    )
     # Invitations this person sent (their name and link are in the SMS text), and the one that
     # brought them in when they are a relative (their first name is there).
     scrub_invitations(

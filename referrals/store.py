@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+
+from referrals.errors import RelaisError
+from referrals.files import create_private, ensure_private_database
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
@@ -34,6 +38,33 @@ def migrations() -> list[tuple[int, str, str]]:
         if name.endswith(".sql") and name[:3].isdigit():
             found.append((int(name[:3]), name, entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+class DatabaseTooNew(RelaisError):
+    """The file was written by a newer Relais (a schema version this one does not know)."""
+
+    key = "cli.db_too_new"
+
+
+class FolderNotWritable(RelaisError):
+    """The database's folder cannot be written (SQLite keeps its WAL and lock files there)."""
+
+    key = "cli.folder_read_only"
+
+
+def _prepare_file(path: Path) -> None:
+    """Refuse a read-only folder with a clear error, and create a new database file 0600."""
+    if str(path) == ":memory:":
+        return
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise FolderNotWritable(path=str(folder))
+    try:
+        ensure_private_database(path)
+    except PermissionError as exc:
+        raise FolderNotWritable(path=str(folder)) from exc
+    except OSError:
+        pass  # a missing folder or a directory: SQLite's own error says so
 
 
 def _split_statements(script: str) -> list[str]:
@@ -195,11 +226,17 @@ class Database:
     async def open(cls, path: Path | str) -> Database:
         """Open (creating and migrating as needed) the database file."""
         path = Path(path)
+        await asyncio.to_thread(_prepare_file, path)
         conn = await _connect(path)
         db = cls(conn, path)
         try:
             await db.call(configure_connection)
-            db.schema_before = (await db.fetchone("PRAGMA user_version"))[0]
+            version = await db.fetchone("PRAGMA user_version")
+            assert version is not None  # PRAGMA user_version always answers one row
+            db.schema_before = version[0]
+            known = migrations()[-1][0]
+            if db.schema_before > known:
+                raise DatabaseTooNew(path=str(path), version=db.schema_before, known=known)
             db.schema_version = await db.call(migrate)
         except BaseException:
             # Not a database (or a failed migration): stop the connection's thread, or the
@@ -282,6 +319,7 @@ class Database:
         tmp.unlink(missing_ok=True)
 
         def copy(conn: sqlite3.Connection) -> None:
+            create_private(tmp)  # a copy of personal data: 0600 whatever the umask
             dest = sqlite3.connect(str(tmp))
             try:
                 conn.backup(dest)

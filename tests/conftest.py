@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import VARIABLES
 from referrals.store import Database
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -26,3 +27,12 @@ async def tmp_db(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+@pytest.fixture
+def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty current folder (no .env) and an environment without any Relais setting."""
+    monkeypatch.chdir(tmp_path)
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path

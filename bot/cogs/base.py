@@ -40,6 +40,21 @@ STYLES = {
 # ---------------------------------------------------------------- who is speaking
 
 
+MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+MASS_MENTION = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
+
+
+def display_name(user: discord.abc.User) -> str:
+    """A member's name, safe to echo: ``<@id>``, ``<@&id>``, ``<#id>`` lose their brackets and
+    ``@everyone``/``@here`` their ``@``, so a name never renders as a mention (nor pings)."""
+    name = MENTION.sub(r"\1\2", user.display_name)
+    return MASS_MENTION.sub(r"\1", name)
+
+
+# Replies never ping: no message echoes user text with pings on (names may hold mentions).
+NO_PINGS = discord.AllowedMentions.none()
+
+
 def has_staff_role(user: discord.abc.User | None, role: str) -> bool:
     """True when the member holds the staff role (``DISCORD_STAFF_ROLE``: a name or an id)."""
     wanted = role.strip()
@@ -67,11 +82,12 @@ def staff_member(bot: RelaisBot, user: discord.abc.User) -> bool:
 def person_of(interaction: discord.Interaction) -> Person:
     """The person behind an interaction: locale from the client, staff from the roles."""
     user = interaction.user
+    # discord.py types interaction.client as Client; ours is always a RelaisBot.
     bot: RelaisBot = interaction.client  # type: ignore[assignment]
     return Person(
         "discord",
         str(user.id),
-        user.display_name,
+        display_name(user),
         staff=staff_member(bot, user),
         locale=str(interaction.locale) if interaction.locale else None,
     )
@@ -79,6 +95,7 @@ def person_of(interaction: discord.Interaction) -> Person:
 
 async def staff_check(interaction: discord.Interaction) -> bool:
     """Run-time staff check: ``default_permissions`` is only a hint that admins can override."""
+    # discord.py types interaction.client as Client; ours is always a RelaisBot.
     bot: RelaisBot = interaction.client  # type: ignore[assignment]
     if not has_staff_role(interaction.user, bot.settings.discord_staff_role):
         raise app_commands.CheckFailure("staff role required")
@@ -147,7 +164,7 @@ class RelaisButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<id>
         style = getattr(item, "style", discord.ButtonStyle.secondary)
         return cls(match["id"], label, style)
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
         """Route the click to ``Conversation.choice``."""
         try:
             await press(interaction, self.button_id)
@@ -157,6 +174,7 @@ class RelaisButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<id>
 
 async def press(interaction: discord.Interaction, button_id: str) -> None:
     """A button was clicked: remove the buttons (no double click), answer the choice privately."""
+    # discord.py types interaction.client as Client; ours is always a RelaisBot.
     bot: RelaisBot = interaction.client  # type: ignore[assignment]
     person = person_of(interaction)
     staff_only = button_id.startswith("handoff:take:")
@@ -175,7 +193,8 @@ def view_of(buttons: Sequence[Button]) -> discord.ui.View | None:
         return None
     view = discord.ui.View(timeout=None)
     for button in buttons[:25]:
-        view.add_item(RelaisButton(button.id, button.label, STYLES.get(button.style)))
+        style = STYLES.get(button.style, discord.ButtonStyle.secondary)
+        view.add_item(RelaisButton(button.id, button.label, style))
     return view
 
 
@@ -185,7 +204,9 @@ def view_of(buttons: Sequence[Button]) -> discord.ui.View | None:
 def message_parts(reply: Reply) -> list[dict[str, Any]]:
     """The messages of a reply: long text split, buttons and files on the last part."""
     texts = split_message(reply.text, DISCORD_LIMIT) or ["…"]
-    parts: list[dict[str, Any]] = [{"content": text} for text in texts]
+    parts: list[dict[str, Any]] = [
+        {"content": text, "allowed_mentions": NO_PINGS} for text in texts
+    ]
     view = view_of(reply.buttons)
     if view is not None:
         parts[-1]["view"] = view

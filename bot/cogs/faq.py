@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.base import RelaisCog, deliver, slash, staff_member
+from bot.cogs.base import RelaisCog, deliver, display_name, slash, staff_member
 from bot.logging import get_logger
 from bot.ports import Person
 
@@ -56,7 +56,7 @@ class FaqCog(RelaisCog):
         person = Person(
             "discord",
             str(author.id),
-            author.display_name,
+            display_name(author),
             staff=staff_member(self.bot, author),
         )
         try:
@@ -65,7 +65,7 @@ class FaqCog(RelaisCog):
                 await deliver(self.bot, person, replies, channel=message.channel)
         except Exception:
             log.exception("dm_failed")
-            text = self.bot.app.texts.render("bot.error", self.bot.settings.lang)
+            text = self.bot.services.texts.render("bot.error", self.bot.settings.lang)
             with contextlib.suppress(discord.HTTPException):
                 await message.channel.send(text)
 

@@ -4,13 +4,14 @@ number is given) and the members' joins through personal Discord invites.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import uuid
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.base import RelaisCog, deliver, person_of, slash
+from bot.cogs.base import NO_PINGS, RelaisCog, deliver, display_name, person_of, slash
 from bot.discord_tree import handle_error
 from bot.logging import get_logger
 
@@ -20,24 +21,31 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+MODAL_PREFIX = "relais_invite:"
+MODAL_LIFETIME = 3600.0  # seconds an open /inviter form stays answerable
+
+
 class InviteModal(discord.ui.Modal):
-    """Number, first name, and the consent statement with a box the member must tick."""
+    """Number, first name, and the consent statement with a box the member must tick; every
+    input inside a ``ui.Label`` (discord.py 2.7 modals)."""
 
     def __init__(
         self, cog: InvitesCog, lang: str, number: str | None = None, sender: str | None = None
     ) -> None:
-        texts = cog.bot.app.texts
-        super().__init__(title=texts.render("discord.invite_modal.title", lang)[:45])
+        texts = cog.bot.services.texts
+        super().__init__(
+            title=texts.render("discord.invite_modal.title", lang)[:45],
+            timeout=MODAL_LIFETIME,
+            custom_id=f"{MODAL_PREFIX}{uuid.uuid4().hex}",
+        )
         self.cog = cog
         self.number: discord.ui.TextInput[InviteModal] = discord.ui.TextInput(
-            label=texts.render("discord.invite_modal.number", lang)[:45],
             placeholder=texts.render("discord.invite_modal.number_placeholder", lang)[:100],
             default=number,
             min_length=6,
             max_length=30,
         )
         self.first_name: discord.ui.TextInput[InviteModal] = discord.ui.TextInput(
-            label=texts.render("discord.invite_modal.first_name", lang)[:45],
             placeholder=texts.render("discord.invite_modal.first_name_placeholder", lang)[:100],
             required=False,
             max_length=40,
@@ -45,7 +53,6 @@ class InviteModal(discord.ui.Modal):
         # The member's own first name as the SMS will show it (issue 17): prefilled from the
         # display name when it can travel by SMS as it is.
         self.sender: discord.ui.TextInput[InviteModal] = discord.ui.TextInput(
-            label=texts.render("discord.invite_modal.sender", lang)[:45],
             placeholder=texts.render("discord.invite_modal.sender_placeholder", lang)[:100],
             default=sender,
             required=False,
@@ -53,9 +60,23 @@ class InviteModal(discord.ui.Modal):
         )
         self.consent: discord.ui.Checkbox[InviteModal] = discord.ui.Checkbox()
         programme = cog.bot.settings.programme_name
-        self.add_item(self.number)
-        self.add_item(self.first_name)
-        self.add_item(self.sender)
+        self.add_item(
+            discord.ui.Label(
+                text=texts.render("discord.invite_modal.number", lang)[:45], component=self.number
+            )
+        )
+        self.add_item(
+            discord.ui.Label(
+                text=texts.render("discord.invite_modal.first_name", lang)[:45],
+                component=self.first_name,
+            )
+        )
+        self.add_item(
+            discord.ui.Label(
+                text=texts.render("discord.invite_modal.sender", lang)[:45],
+                component=self.sender,
+            )
+        )
         self.add_item(
             discord.ui.TextDisplay(
                 texts.render("discord.invite_modal.statement", lang, programme=programme)
@@ -69,7 +90,7 @@ class InviteModal(discord.ui.Modal):
             )
         )
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def on_submit(self, interaction: discord.Interaction) -> None:
         """Ticked: the invitation leaves (the box was the confirmation); else ask with buttons."""
         await self.cog.invite(
             interaction,
@@ -79,13 +100,23 @@ class InviteModal(discord.ui.Modal):
             sender_name=str(self.sender.value or "") or None,
         )
 
+    # Modal.on_error takes (interaction, error), but Modal derives from BaseView whose on_error
+    # also takes the item: mypy checks against the latter.
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         """Same answers as the command tree."""
         await handle_error(interaction, error)
 
+    async def on_timeout(self) -> None:
+        """Forget the form: a late submit is answered like one from before a restart."""
+        self.cog.open_modals.discard(self.custom_id)
+
 
 class InvitesCog(RelaisCog):
     """SMS invitations and Discord join attribution."""
+
+    def __init__(self, bot: RelaisBot) -> None:
+        super().__init__(bot)
+        self.open_modals: set[str] = set()  # custom ids of the /inviter forms this run opened
 
     @slash("inviter")
     async def inviter(
@@ -96,11 +127,11 @@ class InvitesCog(RelaisCog):
     ) -> None:
         """Without a number: the modal. With one: the confirmation buttons."""
         if numero is None:
-            lang = self.bot.app.texts.lang_of(str(interaction.locale))
-            sender = self.conversation.sms.sender_prefill(
-                getattr(interaction.user, "display_name", None)
-            )
-            await interaction.response.send_modal(InviteModal(self, lang, sender=sender))
+            lang = self.bot.services.texts.lang_of(str(interaction.locale))
+            sender = self.conversation.sms.sender_prefill(display_name(interaction.user))
+            modal = InviteModal(self, lang, sender=sender)
+            self.open_modals.add(modal.custom_id)
+            await interaction.response.send_modal(modal)
             return
         await self.invite(interaction, numero, prenom, consented=False)
 
@@ -136,13 +167,44 @@ class InvitesCog(RelaisCog):
                 replies = await self.conversation.choice(person, yes)
         await deliver(self.bot, person, replies, interaction=interaction)
 
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A form opened before a restart (or long ago) has no handler any more: say to reopen
+        it rather than let Discord show 'This interaction failed'."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = str(data.get("custom_id", ""))
+        if not custom_id.startswith(MODAL_PREFIX) or custom_id in self.open_modals:
+            return
+        texts = self.bot.services.texts
+        lang = texts.lang_of(str(interaction.locale)) if interaction.locale else texts.default_lang
+        try:
+            await interaction.response.send_message(
+                texts.render("discord.invite_modal.expired", lang),
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
+            )
+        except discord.HTTPException as exc:
+            log.warning("expired_modal_answer_failed", error=type(exc).__name__)
+
     # ------------------------------------------------------------ join attribution
 
     @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        """A new gateway session (not a resume): note when, for the missed joins."""
+        self.bot.joins.connected()
+
+    @commands.Cog.listener()
     async def on_ready(self) -> None:
-        """Load the invite caches (also after a reconnect: counts may have moved meanwhile)."""
+        """Reload the invite caches (counts may have moved while disconnected), then record the
+        members who joined meanwhile."""
         for guild in self.bot.guilds:
             await self.bot.joins.load(guild)
+            try:
+                await self.bot.joins.catch_up(guild)
+            except Exception:
+                log.exception("missed_joins_failed")
 
     @commands.Cog.listener()
     async def on_invite_create(self, invite: discord.Invite) -> None:

@@ -43,6 +43,7 @@ def build_command(cog: RelaisCog, spec: Command) -> app_commands.Command[Any, ..
                 default=inspect.Parameter.empty if option.required else None,
             )
         )
+    # discord.py reads the options from the signature; functions have no typed __signature__.
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     callback.__name__ = callback.__qualname__ = spec.name
     command = slash(spec.name, staff=spec.staff)(callback)

@@ -67,10 +67,10 @@ class StaffCog(RelaisCog):
         """Publish the command tree (never done on start: Discord rate-limits syncs)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         person = person_of(interaction)
-        lang = self.bot.app.texts.lang_of(person.locale)
+        lang = self.bot.services.texts.lang_of(person.locale)
         synced = await self.bot.tree.sync()
         await interaction.followup.send(
-            self.bot.app.texts.render("discord.synced", lang, count=len(synced), guild=None),
+            self.bot.services.texts.render("discord.synced", lang, count=len(synced), guild=None),
             ephemeral=True,
         )
 

@@ -13,7 +13,7 @@ from bot import charts, poster
 from bot import labels as labels_module
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import analytics, csvio, dialogue, eventlog, relatives, sms_queue, stats
+from referrals import actions, analytics, csvio, dialogue, eventlog, relatives, sms_queue, stats
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
@@ -75,6 +75,12 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     ]
     if extra["campaigns"]:
         parts.append(conv.t("analytics.campaigns", lang, campaigns=extra["campaigns"]))
+    if per_action := await conv.db.read(actions.results, low, high):
+        parts.append(
+            conv.t(
+                "actions.results", lang, results=per_action, compare=actions.comparison(per_action)
+            )
+        )
     sms_figures = await conv.db.read(sms_queue.figures, low, high, conv.settings.tz)
     if sms_figures["count"]:  # delivered / failed / filtered / unknown, segments (issue 17)
         parts.append(conv.t("sms.stats", lang, f=sms_figures))
@@ -140,6 +146,8 @@ async def _chaine(conv: Conversation, person: Person, args: dict[str, str]) -> l
 @command("campagne", Option("nom"), Option("canal", required=False, rest=True), staff=True)
 async def _campagne(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     lang = conv.lang(person)
+    if (result := await conv.db.read(actions.result_of, args["nom"])) is not None:
+        return [conv.reply(person, "actions.result_one", lang, r=result)]  # an action's results
     campaign = await conv.referrals.create_campaign(args["nom"], args.get("canal"), person.name)
     link = await _campaign_link(conv, campaign.id, campaign.code)
     text = poster.PosterText(
@@ -189,7 +197,7 @@ async def _inscrit(conv: Conversation, person: Person, args: dict[str, str]) -> 
     already = found.enrolled_at is not None
     updated = await conv.referrals.enrol(found.id)
     key = "staff.already_enrolled" if already else "staff.enrolled"
-    return [conv.reply(person, key, lang, name=updated.name, at=updated.enrolled_at[:10])]
+    return [conv.reply(person, key, lang, name=updated.name, at=(updated.enrolled_at or "")[:10])]
 
 
 @command("export", staff=True)

@@ -11,7 +11,6 @@ from bot.sms.errors import SmsRefused
 
 DEFAULT_REGION = "FR"
 MAX_INPUT = 40
-_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
 def _parse(raw: str, region: str = DEFAULT_REGION) -> phonenumbers.PhoneNumber | None:
@@ -42,6 +41,45 @@ def _parse_valid(raw: str, regions: list[str]) -> phonenumbers.PhoneNumber | Non
     return number
 
 
+# What staff may safely call or text (issue 20). A premium-rate, shared-cost or personal
+# number costs the caller or forwards anywhere; a toll-free or UAN number is a service, not a
+# person. French 09 numbers are VoIP in the numbering plan but are ordinary home lines.
+_KINDS = {
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE: "fixed",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PREMIUM_RATE: "premium",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.PERSONAL_NUMBER: "personal",
+    PhoneNumberType.UAN: "service",
+    PhoneNumberType.PAGER: "service",
+    PhoneNumberType.VOICEMAIL: "service",
+}
+SPECIAL_KINDS = frozenset({"premium", "shared_cost", "toll_free", "personal", "service"})
+CALLBACK_KINDS = frozenset({"mobile", "fixed", "voip"})
+
+
+def number_kind(e164: str) -> str:
+    """What a number is: mobile, fixed, voip, premium, shared_cost, toll_free, personal,
+    service, or unknown (not a valid number)."""
+    number = _parse(e164)
+    if number is None or not phonenumbers.is_valid_number(number):
+        return "unknown"
+    return _KINDS.get(phonenumbers.number_type(number), "unknown")
+
+
+def check_callable(e164: str, accepted: frozenset[str]) -> None:
+    """Raise SmsRefused unless the number is of an ``accepted`` kind (a clear key for each)."""
+    kind = number_kind(e164)
+    if kind in accepted:
+        return
+    if kind in SPECIAL_KINDS:
+        raise SmsRefused("sms.special_number")
+    raise SmsRefused("sms.not_mobile" if "fixed" not in accepted else "sms.invalid_number")
+
+
 def normalize_mobile(raw: str, allowed_regions: Iterable[str]) -> str:
     """The E.164 form of a valid mobile number of an allowed region; raises SmsRefused."""
     regions = [r.upper() for r in allowed_regions]
@@ -51,9 +89,9 @@ def normalize_mobile(raw: str, allowed_regions: Iterable[str]) -> str:
     region = phonenumbers.region_code_for_number(number)
     if region not in regions:
         raise SmsRefused("sms.country_not_allowed", region=region or "?")
-    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise SmsRefused("sms.not_mobile")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    check_callable(e164, frozenset({"mobile"}))
+    return e164
 
 
 def canonical(raw: str) -> str:

@@ -112,7 +112,9 @@ class SmsService:
         A queue paused by an account error is tried again (the settings may have been fixed
         before the restart); staff are not alerted a second time if it still fails.
         """
-        self._secret = await self.db.call(load_secret, self.settings.secret)
+        self._secret = await self.db.call(
+            load_secret, self.settings.secret, self.settings.secret_file_for(self.db.path)
+        )
         recovered = await self.db.write(sms_queue.recover, self._now_iso())
         if recovered:
             log.warning("sms_unknown_after_restart", count=recovered)

@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2.meta
 import pytest
+from action_samples import ACTION_SAMPLES
 from message_samples import CAMPAIGN, ROW
 
 from bot.texts import LANGS, Texts
@@ -61,6 +62,7 @@ BY_NAME: dict[str, Any] = {
     "link": "https://relais.example.org/r/K7PM-4QXB",
     "url": "https://relais.example.org",
     "count": 3,
+    "cap": 1000,
     "n": 12,
     "number": 7,
     "line": 4,
@@ -85,6 +87,8 @@ BY_NAME: dict[str, Any] = {
     "when": "30/11 08:00",
     "since": "2026-01-01",
     "until": "2026-01-31",
+    "written": 120,
+    "kept": 2,
     "period": "du 2026-01-01 au 2026-01-31",
     "message": "je cherche un appart",
     "mention": "123456789012345678",
@@ -153,6 +157,7 @@ BY_NAME: dict[str, Any] = {
     "position": 2,
     "chars": "ç œ",
     "kinds": "answer, smalltalk",
+    "command": "/oublier",
     "what": "Gérer le serveur",
 }
 
@@ -165,6 +170,7 @@ SMS_FIGURES = {
 }
 
 BY_KEY: dict[str, dict[str, Any]] = {
+    "discord.missed_joins": {"count": 3, "names": ["Léa", "Sam"]},
     "sms.stats": {"f": SMS_FIGURES},
     "relatives.stats": {"f": {"relatives": 2, "via_relative": 5}},
     "import.enrol_done": {"new": 12, "changed": 1},
@@ -253,6 +259,7 @@ def _params(lang: str, key: str) -> dict[str, Any]:
 
 # Samples for the areas other parts of the bot own (kept here so that every template is covered).
 EXTRA: dict[str, dict[str, Any]] = {}
+EXTRA.update(ACTION_SAMPLES)  # outreach actions (issue 22)
 
 ALL_KEYS = sorted({(lang, key) for lang in LANGS for key in TEXTS.keys(lang)})
 

@@ -272,3 +272,18 @@ async def test_leaving_and_coming_back(story: Story) -> None:
     assert "Re-bonjour" in back
     again = await story.app.db.fetchone("SELECT left_at FROM participants WHERE discord_id = 'bob'")
     assert again is not None and again[0] is None
+
+
+async def test_question_answered_in_its_own_language_with_second_question_button(
+    story: Story,
+) -> None:
+    english = await story.say("discord:alice how do i get help paying for driving lessons")
+    assert "interest-free loan" in english
+    assert "👍 Helpful" in english, "the buttons speak the question's language too"
+    long = await story.say(
+        "discord:alice Salut, je dors chez un pote depuis deux semaines et ça devient compliqué. "
+        "Est-ce que vous pouvez m'aider à trouver un logement ? "
+        "Et vous aidez aussi pour le permis ?"
+    )
+    assert "115" in long, long
+    assert "Le permis de conduire" in long, "the second question is offered as a button"

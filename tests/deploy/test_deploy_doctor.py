@@ -310,7 +310,26 @@ def test_secret_changed_after_opt_outs_were_hashed(
     del env["RELAIS_SECRET"]
     monkeypatch.delenv("RELAIS_SECRET", raising=False)
     code, out = doctor(capsys, monkeypatch, env)
-    assert code == 0 and "la clé générée au premier démarrage est gardée dans la base" in out
+    assert code == 0 and "encore dans la base (ancienne version)" in out
+    assert str(workdir / "relais.key") in out  # where it will move
+
+
+def test_secret_in_a_key_file_is_checked_against_relais_secret(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = make_db(workdir / "relais.db")
+    (workdir / "relais.key").write_text("k" * 64 + "\n")
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO opt_outs (phone_hash, at) VALUES ('ab', '2026-01-01T00:00:00+00:00')")
+    conn.commit()
+    conn.close()
+    code, out = doctor(capsys, monkeypatch, good_env(db))
+    assert code == 2 and "1 numéro(s) désinscrit(s)" in problems(out)
+    env = good_env(db)
+    del env["RELAIS_SECRET"]
+    monkeypatch.delenv("RELAIS_SECRET", raising=False)
+    code, out = doctor(capsys, monkeypatch, env)
+    assert code == 0 and "hors de la base" in out and "k" * 64 not in out
 
 
 def test_backups_and_retention(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from waiting import STARTUP
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -124,10 +125,26 @@ def test_dockerfile_is_slim_non_root_with_volume_healthcheck_and_run() -> None:
     assert "/healthz" in healthcheck and "urllib" in healthcheck and "curl" not in healthcheck
     assert '"relais", "run"' in values["CMD"][0]
     assert '"0.0.0.0"' in values["CMD"][0]
-    # Every file the Dockerfile copies exists.
+    # Every file the Dockerfile copies from the repository exists.
     for rest in values["COPY"]:
+        if rest.startswith("--from="):
+            continue
         for source in rest.split()[:-1]:
             assert (ROOT / source).exists(), source
+
+
+def test_the_image_installs_the_locked_dependencies_then_the_wheel() -> None:
+    runs = [rest for keyword, rest in dockerfile_instructions() if keyword == "RUN"]
+    locked = next(i for i, run in enumerate(runs) if "--require-hashes" in run)
+    assert "requirements.lock" in runs[locked]
+    wheel = next(i for i, run in enumerate(runs) if ".whl" in run and "pip install" in run)
+    assert wheel > locked and "--no-deps" in runs[wheel]
+    assert not any(re.search(r"pip install .*(-e|--editable)\b", run) for run in runs)
+    # The lock pins every package with hashes.
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==\S+", lock, re.M)
+    assert {"discord-py", "twilio", "aiohttp", "aiosqlite"} <= {p.lower() for p in pins}
+    assert lock.count("--hash=sha256:") >= len(pins)
 
 
 def healthcheck_code() -> str:
@@ -167,16 +184,18 @@ def test_healthcheck_passes_against_the_real_server_then_sigterm_stops_it(tmp_pa
     )
     check = healthcheck_code().replace(":8080/", f":{port}/")
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + STARTUP
         while True:
-            result = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=10)
+            result = subprocess.run(
+                [sys.executable, "-c", check], capture_output=True, timeout=STARTUP
+            )
             if result.returncode == 0:
                 break
             assert server.poll() is None, server.communicate()[1]
             assert time.monotonic() < deadline, "the health check never passed"
             time.sleep(0.1)
         server.send_signal(signal.SIGTERM)
-        out, err = server.communicate(timeout=20)
+        out, err = server.communicate(timeout=STARTUP)
     finally:
         if server.poll() is None:
             server.kill()
@@ -187,7 +206,7 @@ def test_healthcheck_passes_against_the_real_server_then_sigterm_stops_it(tmp_pa
     assert lines and all(line.startswith("{") for line in lines), out
     assert any('"event": "web_listening"' in line for line in lines), out
     # The health check failing is what marks the container unhealthy.
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=10)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=STARTUP)
     assert result.returncode != 0
 
 

@@ -1,7 +1,17 @@
-"""Fixtures of the Discord tests (defined in ``discord_support``)."""
+"""Fixtures of the Discord tests (defined in ``discord_support`` and ``fake_discord``)."""
 
 from __future__ import annotations
 
 from discord_support import app, bot, recorder, settings, users
+from fake_discord import fake_discord, live, live_bot_settings
 
-__all__ = ["app", "bot", "recorder", "settings", "users"]
+__all__ = [
+    "app",
+    "bot",
+    "fake_discord",
+    "live",
+    "live_bot_settings",
+    "recorder",
+    "settings",
+    "users",
+]

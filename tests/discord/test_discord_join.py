@@ -1,17 +1,8 @@
-"""Join attribution: the pure comparison, then bursts through fake guilds and invites."""
+"""Join attribution: the pure comparison (the joins themselves are driven through the gateway in
+``test_gateway_joins``)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from dataclasses import dataclass, field
-from typing import Any
-from unittest.mock import MagicMock
-
-import discord
-from discord_support import Recorder, Users, make_interaction
-
-from bot.discord_app import RelaisBot
 from bot.discord_join import Attribution, InviteLedger, InviteUse, used_invites
 
 # ---------------------------------------------------------------- the pure comparison
@@ -75,187 +66,36 @@ def test_new_invite_used_before_its_create_event() -> None:
     assert book.joined([InviteUse("n", 1)], None, 0) == Attribution("certain", ("n",))
 
 
-# ---------------------------------------------------------------- fake Discord objects
-
-
-@dataclass
-class FakeInvite:
-    code: str
-    uses: int = 0
-    max_uses: int = 0
-    guild: Any = None
-
-
-@dataclass
-class FakeGuild:
-    id: int = 77
-    invites_list: list[FakeInvite] = field(default_factory=list)
-    features: list[str] = field(default_factory=list)
-    vanity_uses: int = 0
-
-    async def invites(self) -> list[FakeInvite]:
-        await asyncio.sleep(0)  # let the other join handlers run meanwhile
-        return [FakeInvite(i.code, i.uses, i.max_uses, self) for i in self.invites_list]
-
-    async def vanity_invite(self) -> FakeInvite:
-        return FakeInvite("relais", self.vanity_uses, 0, self)
-
-    def use(self, code: str) -> None:
-        invite = next(i for i in self.invites_list if i.code == code)
-        invite.uses += 1
-        if invite.max_uses and invite.uses >= invite.max_uses:
-            self.invites_list.remove(invite)
-
-
-def new_member(guild: FakeGuild, user_id: int, name: str, bot: bool = False) -> MagicMock:
-    member = MagicMock(spec=discord.Member)
-    member.id = user_id
-    member.display_name = name
-    member.bot = bot
-    member.guild = guild
-    return member
-
-
-async def referrers(bot: RelaisBot, guild: FakeGuild, *people: tuple[int, str]) -> list[str]:
-    """Members who ran /parrainage: each has a personal invite, now in the guild."""
-    referral = bot.get_cog("ReferralCog")
-    codes = []
-    for user_id, name in people:
-        await referral.parrainage.callback(referral, make_interaction(bot, user_id, name))  # type: ignore[union-attr]
-        code = await bot.app.referrals.link_for(  # type: ignore[union-attr]
-            (await bot.app.referrals.by_discord_id(str(user_id))).id,  # type: ignore[union-attr]
-            "discord_invite",
-        )
-        assert code is not None
-        guild.invites_list.append(FakeInvite(code, 0, 0, guild))
-        codes.append(code)
-    return codes
-
-
-async def rows(bot: RelaisBot) -> list[dict[str, Any]]:
-    found = await bot.app.db.fetchall(  # type: ignore[union-attr]
-        "SELECT a.id, p.discord_id, a.status, a.candidates, a.via FROM join_attributions a"
-        " JOIN participants p ON p.id = a.participant_id ORDER BY a.id"
+def test_a_join_on_an_unloaded_cache_is_unknown_and_sets_the_baseline() -> None:
+    book = InviteLedger()  # nothing loaded yet: every invite ever used would look used now
+    assert book.joined([InviteUse("a", 7), InviteUse("b", 3)], None, 0) == Attribution("unknown")
+    assert book.joined([InviteUse("a", 8), InviteUse("b", 3)], None, 1) == Attribution(
+        "certain", ("a",)
     )
-    return [dict(row) for row in found]
 
 
-async def referrer_of(bot: RelaisBot, user_id: int) -> str | None:
-    me = await bot.app.referrals.by_discord_id(str(user_id))  # type: ignore[union-attr]
-    assert me is not None
-    if me.referrer_id is None:
-        return None
-    return (await bot.app.referrals.participant(me.referrer_id)).discord_id  # type: ignore[union-attr]
-
-
-# ---------------------------------------------------------------- bursts
-
-
-async def test_two_joins_handled_one_after_the_other_are_both_certain(
-    bot: RelaisBot, users: Users
-) -> None:
-    guild = FakeGuild()
-    a, b = await referrers(bot, guild, (1, "ana"), (2, "bob"))
-    await bot.joins.load(guild)  # type: ignore[arg-type]
-    guild.use(a)
-    await bot.joins.member_joined(new_member(guild, 10, "zoe"))
-    guild.use(b)
-    await bot.joins.member_joined(new_member(guild, 11, "yan"))
-    assert await referrer_of(bot, 10) == "1" and await referrer_of(bot, 11) == "2"
-    assert [r["status"] for r in await rows(bot)] == ["certain", "certain"]
-    users.by_id[1].send.assert_awaited()  # thanks to the referrer
-    users.by_id[10].send.assert_awaited()  # welcome
-
-
-async def test_two_joins_at_once_on_different_invites_are_ambiguous_until_staff_settle(
-    bot: RelaisBot, recorder: Recorder
-) -> None:
-    guild = FakeGuild()
-    a, b = await referrers(bot, guild, (1, "ana"), (2, "bob"))
-    await bot.joins.load(guild)  # type: ignore[arg-type]
-    guild.use(a)
-    guild.use(b)
-    results = await asyncio.gather(
-        bot.joins.member_joined(new_member(guild, 10, "zoe")),
-        bot.joins.member_joined(new_member(guild, 11, "yan")),
+def test_loading_forgets_unmatched_uses() -> None:
+    book = ledger(InviteUse("a", 0), InviteUse("b", 0))
+    book.joined([InviteUse("a", 1), InviteUse("b", 1)], None, 0)  # one use left in the pool
+    book.load([InviteUse("a", 1), InviteUse("b", 1), InviteUse("c", 0)])
+    assert book.joined([InviteUse("a", 1), InviteUse("b", 1), InviteUse("c", 1)], None, 1) == (
+        Attribution("certain", ("c",))
     )
-    assert [r.status for r in results] == ["ambiguous", "ambiguous"]  # type: ignore[union-attr]
-    assert await referrer_of(bot, 10) is None and await referrer_of(bot, 11) is None
-    found = await rows(bot)
-    assert [r["status"] for r in found] == ["ambiguous", "ambiguous"]
-    ana = await bot.app.referrals.by_discord_id("1")  # type: ignore[union-attr]
-    assert ana is not None and ana.id in json.loads(found[0]["candidates"])
-    alerts = [r for r in recorder.staff if r.to.kind == "channel"]
-    assert len(alerts) == 2 and "ana" in alerts[0].text and "bob" in alerts[0].text
-    # Staff settle the first one through the generated /attribution command.
-    command = bot.tree.get_command("attribution")
-    staff = make_interaction(bot, 9001, "claire", staff=True)
-    await command.callback(staff, numero=str(found[0]["id"]), parrain="ana")  # type: ignore[union-attr, call-arg]
-    assert await referrer_of(bot, 10) == "1"
-    assert [r["status"] for r in await rows(bot)] == ["resolved", "ambiguous"]
 
 
-async def test_two_joins_at_once_on_the_same_invite_are_certain(bot: RelaisBot) -> None:
-    guild = FakeGuild()
-    [a] = await referrers(bot, guild, (1, "ana"))
-    await bot.joins.load(guild)  # type: ignore[arg-type]
-    guild.use(a)
-    guild.use(a)
-    await asyncio.gather(
-        bot.joins.member_joined(new_member(guild, 10, "zoe")),
-        bot.joins.member_joined(new_member(guild, 11, "yan")),
+def test_the_ambiguity_window_does_not_slide_with_each_join() -> None:
+    book = ledger(InviteUse("a", 0), InviteUse("b", 0), InviteUse("c", 0))
+    book.joined([InviteUse("a", 1), InviteUse("b", 1)], None, 0)  # ambiguous, one left over
+    # A steady trickle of joins, each through c, every 100 s: the old use still expires at 120 s.
+    assert book.joined([InviteUse("a", 1), InviteUse("b", 1), InviteUse("c", 1)], None, 100) == (
+        Attribution("ambiguous", ("a", "b", "c"))
     )
-    assert await referrer_of(bot, 10) == "1" and await referrer_of(bot, 11) == "1"
+    assert book.joined([InviteUse("a", 1), InviteUse("b", 1), InviteUse("c", 2)], None, 200) == (
+        Attribution("certain", ("c",))
+    )
 
 
-async def test_vanity_url_join_is_known_and_has_no_referrer(bot: RelaisBot) -> None:
-    guild = FakeGuild(features=["VANITY_URL"], vanity_uses=5)
-    await referrers(bot, guild, (1, "ana"))
-    await bot.joins.load(guild)  # type: ignore[arg-type]
-    guild.vanity_uses += 1
-    result = await bot.joins.member_joined(new_member(guild, 10, "zoe"))
-    assert result == Attribution("vanity")
-    assert await referrer_of(bot, 10) is None
-    [row] = await rows(bot)
-    assert row["via"] == "vanity"
-
-
-async def test_invite_deleted_on_its_last_use_is_certain(bot: RelaisBot) -> None:
-    guild = FakeGuild()
-    [a] = await referrers(bot, guild, (1, "ana"))
-    guild.invites_list[0].max_uses = 3
-    guild.invites_list[0].uses = 2
-    await bot.joins.load(guild)  # type: ignore[arg-type]
-    guild.use(a)  # reaches max_uses: Discord deletes it
-    assert not guild.invites_list
-    await bot.joins.member_joined(new_member(guild, 10, "zoe"))
-    assert await referrer_of(bot, 10) == "1"
-
-
-async def test_rejoin_is_not_a_new_referral_and_bots_are_ignored(
-    bot: RelaisBot, users: Users
-) -> None:
-    guild = FakeGuild()
-    a, b = await referrers(bot, guild, (1, "ana"), (2, "bob"))
-    await bot.joins.load(guild)  # type: ignore[arg-type]
-    guild.use(a)
-    await bot.joins.member_joined(new_member(guild, 10, "zoe"))
-    guild.use(b)  # zoe left and comes back through bob's invite
-    await bot.joins.member_joined(new_member(guild, 10, "zoe"))
-    assert await referrer_of(bot, 10) == "1"
-    assert len(await rows(bot)) == 1
-    assert 2 not in users.by_id  # bob is not thanked (never DMed)
-    assert await bot.joins.member_joined(new_member(guild, 99, "robot", bot=True)) is None
-    assert await bot.app.referrals.by_discord_id("99") is None  # type: ignore[union-attr]
-
-
-async def test_join_without_invite_permission_is_unknown(bot: RelaisBot) -> None:
-    guild = FakeGuild()
-
-    async def refused() -> list[FakeInvite]:
-        raise discord.Forbidden(MagicMock(status=403), "missing Manage Server")
-
-    guild.invites = refused  # type: ignore[method-assign]
-    result = await bot.joins.member_joined(new_member(guild, 10, "zoe"))
-    assert result == Attribution("unknown")
-    assert [r["status"] for r in await rows(bot)] == ["unknown"]
+def test_a_failed_fetch_unloads_the_cache() -> None:
+    book = ledger(InviteUse("a", 0))
+    book.unload()  # the join whose fetch failed used "a"; the next join must not get it
+    assert book.joined([InviteUse("a", 2)], None, 0) == Attribution("unknown")

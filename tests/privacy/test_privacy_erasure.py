@@ -111,7 +111,10 @@ async def test_mesdonnees_lists_everything(tmp_path: Path) -> None:
         found = await _story(session)
         out = await session.say(f"discord:{NAME} /mesdonnees")
         assert found["code"] in out
-        data = json.loads((tmp_path / "files" / "mes-donnees.json").read_text(encoding="utf-8"))
+        # One file per person and request (issue 20): its path is on the 📎 line.
+        saved = Path(next(line for line in out.splitlines() if "📎" in line).split("📎 ", 1)[1])
+        assert saved.parent == tmp_path / "files" and saved.name.endswith("mes-donnees.json")
+        data = json.loads(saved.read_text(encoding="utf-8"))
         assert data["display_name"] == NAME and data["discord_id"] == NAME
         assert data["code"] == found["code"]
         assert data["links"][0]["code"] == found["invite"]

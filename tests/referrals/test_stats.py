@@ -116,6 +116,7 @@ def test_every_metric_on_a_hand_computed_graph(
             "opted_out": 0,
             "conversion": None,
         },
+        "actions": [],  # results per outreach action (issue 22)
     }
 
 

@@ -25,6 +25,7 @@ from sms_support import (
     web_app_for,
 )
 from twilio.request_validator import RequestValidator
+from waiting import PATIENCE
 
 import bot.conversation
 import bot.runner
@@ -74,7 +75,9 @@ async def run_everything(tmp_path: Path) -> None:
         "SMS_INVITES_PER_MEMBER_PER_DAY": "20",
         "SMS_DAILY_BUDGET": "10",  # segments: 4 invitations of 2 segments are 80 %
     }
-    transport = TwilioTransport(make_settings(**env), timeout=0.3, backoff=0.01)
+    # Generous, so that no real request times out on a loaded machine; only the request the fake
+    # never answers gets a short timeout, set below (it can only fire late, never early).
+    transport = TwilioTransport(make_settings(**env), timeout=PATIENCE, backoff=0.01)
     clock = Clock()
     try:
         sms = await make_service(db, clock=clock, transport=transport, **env)
@@ -86,7 +89,11 @@ async def run_everything(tmp_path: Path) -> None:
         fake.then_hang()
         for _ in range(3):
             await sms.invite(member, "06 12 34 56 78", "Sarah", LINK, "fr")
+            hangs = bool(fake.script) and fake.script[0].hang
+            transport.timeout = 0.3 if hangs else PATIENCE
             await sms.dispatch_due()
+        assert not any(step.hang for step in fake.script)  # the timeout path did run
+        transport.timeout = PATIENCE
         await sms.invite(member, MOBILE, "Sarah", LINK, "fr")  # 80 % of the budget: staff alert
         fake.then_unsubscribed()
         await sms.dispatch_due()

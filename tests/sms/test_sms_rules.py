@@ -19,6 +19,7 @@ from sms_support import (
     open_db,
     paris,
 )
+from waiting import PATIENCE, eventually
 
 from bot.ports import Person
 from bot.sms.service import SmsRefused, SmsSendError
@@ -343,13 +344,10 @@ async def test_background_worker_sends_when_woken_and_stops(db: Database) -> Non
     stop = asyncio.Event()
     worker = asyncio.create_task(sms.run_worker(stop))
     await sms.invite(await add_member(db), MOBILE, None, LINK, "fr")
-    for _ in range(100):
-        if transport.sent:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: transport.sent)
     assert len(transport.sent) == 1
     stop.set()
-    await asyncio.wait_for(worker, 2)
+    await asyncio.wait_for(worker, PATIENCE)
 
 
 async def test_without_a_public_address_the_invitation_carries_the_given_link(

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from sms_support import make_service, make_settings, open_db, web_app_for
+from waiting import PATIENCE, STARTUP
 
 from bot.bootstrap import cmd_run
 from bot.cli import Context
@@ -45,17 +46,18 @@ async def test_serve_until_stop_then_shuts_down(tmp_path: Path) -> None:
         port = free_port()
         task = asyncio.create_task(serve_until(app, "127.0.0.1", port, stop, sms))
         async with aiohttp.ClientSession() as session:
-            for _ in range(50):
+            deadline = asyncio.get_running_loop().time() + PATIENCE
+            while True:
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
                         assert response.status == 200
                         break
                 except aiohttp.ClientConnectorError:
+                    if asyncio.get_running_loop().time() > deadline:
+                        pytest.fail("server did not start")
                     await asyncio.sleep(0.05)
-            else:
-                pytest.fail("server did not start")
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, PATIENCE)
         with pytest.raises(aiohttp.ClientConnectorError):
             async with aiohttp.ClientSession() as session:
                 await session.get(f"http://127.0.0.1:{port}/healthz")
@@ -83,7 +85,9 @@ async def test_relais_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            # A new process imports everything first: seconds on a loaded machine.
+            deadline = asyncio.get_running_loop().time() + STARTUP
+            while True:
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
                         assert await response.json() == {"status": "ok", "db": "ok"}
@@ -91,10 +95,12 @@ async def test_relais_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                 except aiohttp.ClientConnectorError:
                     if process.returncode is not None:
                         break
+                    if asyncio.get_running_loop().time() > deadline:
+                        pytest.fail("relais run did not start")
                     await asyncio.sleep(0.05)
         assert process.returncode is None, (await process.stderr.read()).decode()  # type: ignore[union-attr]
         process.send_signal(signal.SIGTERM)
-        stdout, _stderr = await asyncio.wait_for(process.communicate(), 15)
+        stdout, _stderr = await asyncio.wait_for(process.communicate(), STARTUP)
         assert process.returncode == 0
         # The service's stdout is its log: JSON lines only, the shutdown logged.
         lines = stdout.decode().splitlines()

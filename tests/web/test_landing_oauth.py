@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
+from waiting import eventually
 from web_support import (
     BOT_TOKEN,
     CLIENT_ID,
@@ -133,10 +134,13 @@ async def test_join_records_the_referral_and_adds_the_member(world: World) -> No
     row = await participant(world, "2000000000000001")
     assert row["referrer_id"] == referrer and row["channel"] == "link"
     assert row["display_name"] == "Jeune 0001 X"
+
     # The welcome and the referrer's thanks go to the Discord adapter's sender.
-    await asyncio.sleep(0.05)
-    targets = [(reply.to.kind, reply.to.id) for reply in world.recorder.delivered]
-    assert ("discord", "2000000000000001") in targets and ("discord", "1000") in targets
+    def targets() -> list[tuple[str, str]]:
+        return [(reply.to.kind, reply.to.id) for reply in world.recorder.delivered]
+
+    await eventually(lambda: ("discord", "1000") in targets())
+    assert ("discord", "2000000000000001") in targets() and ("discord", "1000") in targets()
     # The state is single use, and its cookie is cleared.
     assert cookie_name(state) in response.headers.get("Set-Cookie", "")
     again = await finish(world, state, "2000000000000001")

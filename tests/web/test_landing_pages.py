@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from waiting import eventually
 from web_support import Recorder, add_member, client_for, make_app, open_services
 
 from bot.app import App
@@ -161,7 +162,7 @@ async def test_callback_request(
     ]
     thanks = await client.get(f"/r/{code}/merci")
     assert thanks.status == 200 and "Merci, c'est noté" in await thanks.text()
-    await _settle()
+    await eventually(lambda: recorder.posts)
     assert len(recorder.posts) == 1
     post = recorder.posts[0]
     assert post.to.kind == "channel" and post.to.id == "staff"
