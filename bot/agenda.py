@@ -322,5 +322,5 @@ class Agenda:
             ephemeral=False,
         )
         # Typed answers (a number) are matched against the buttons offered last.
-        self.conv._offered[f"discord:{person.discord_id}"] = buttons
+        self.conv.offer(f"discord:{person.discord_id}", buttons)
         return reply

@@ -28,6 +28,7 @@ from bot.context import CliError, Context
 from bot.conversation import Conversation
 from bot.delivery import Deliverer, DeliveryRouter
 from bot.faq import FaqEngine
+from bot.faq_model import DEFAULT_METHOD
 from bot.landing import setup_landing
 from bot.logging import get_logger
 from bot.maintenance import maintenance_loop
@@ -38,6 +39,7 @@ from bot.sms.service import SmsService
 from bot.sms.twilio_transport import TwilioTransport
 from bot.texts import Texts, resolve_messages_dir
 from bot.web import create_app
+from referrals import dialogue
 from referrals.service import ReferralService
 from referrals.store import Database
 
@@ -99,7 +101,11 @@ async def build_app(
     texts = Texts(messages_dir, default_lang=settings.lang)
     db = await Database.open(db_path)
     try:
-        faq = FaqEngine.load(messages_dir, lang=settings.lang)
+        # Training can take seconds on a cold cache: off the event loop.
+        learnt = await db.read(dialogue.learnt_examples)
+        faq = await asyncio.to_thread(
+            FaqEngine.load, messages_dir, None, settings.lang, DEFAULT_METHOD, learnt
+        )
         referrals = ReferralService(db)
         router = DeliveryRouter(db)
         for kind, deliverer in (channels or {}).items():

@@ -204,7 +204,7 @@ def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> F
     line_ax.set_ylim(0, max(running) * 1.08 or 1)
     line_ax.tick_params(labelsize=TICK_SIZE, colors="#D55E00")
     line_ax.spines["top"].set_visible(False)
-    line_ax.yaxis.get_major_locator().set_params(integer=True)
+    line_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     # At most five dates, each with its year, so they stay legible on a phone.
     step = max(1, -(-len(rows) // 5))
     shown = positions[::step]
@@ -212,7 +212,7 @@ def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> F
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_title(title, fontsize=TITLE_SIZE, pad=12)
     ax.set_ylabel(labels["chart_timeline_y"], fontsize=LABEL_SIZE)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _style(ax)
     handles, names = ax.get_legend_handles_labels()
     line_handles, line_names = line_ax.get_legend_handles_labels()

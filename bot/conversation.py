@@ -185,6 +185,10 @@ class Conversation:
                 self._offered[person.key] = (item.buttons, self.clock())
         return replies
 
+    def offer(self, person_key: str, buttons: list[Button]) -> None:
+        """A menu sent outside a reply (a timed message): a typed number answers it for a while."""
+        self._offered[person_key] = (buttons, self.clock())
+
     def _menu(self, person: Person) -> list[Button] | None:
         """The person's current menu, if it is still fresh."""
         offered = self._offered.get(person.key)

@@ -358,6 +358,7 @@ class _LangIndex:
     facts: dict[str, Any]
     fuzzy_cache: dict[str, str | None] = field(default_factory=dict)
     out_examples: list[str] = field(default_factory=list)
+    learnt: list[tuple[str, str]] = field(default_factory=list)  # (entry id, text) from /traiter
     model: TopicModel | None = None
     unset_fallback: str = ""
     unset_fallback_sms: str = ""
@@ -374,6 +375,11 @@ class _LangIndex:
             for text in (entry.title, *examples, *entry.keywords):
                 texts.append(text)
                 labels.append(entry.id)
+        if "staff" not in without:
+            for entry_id, text in self.learnt:
+                if entry_id in self.entries:  # an entry since removed: its examples are moot
+                    texts.append(text)
+                    labels.append(entry_id)
         for i, text in enumerate(self.out_examples):
             if out_keep is None or out_keep(i):
                 texts.append(text)
@@ -510,12 +516,12 @@ def _build_index(
     smalltalk: dict[str, set[str]] = {}
     for entry in entries.values():
         if entry.kind == "smalltalk":
-            terms: set[str] = set()
+            talk: set[str] = set()
             # Title and keywords only: a greeting is recognised by its words; whole
             # examples ("t'es un robot ?") are for the classifier.
             for text in (entry.title, *entry.keywords):
-                terms.update(analyzer.raw_terms(text))
-            smalltalk[entry.id] = terms
+                talk.update(analyzer.raw_terms(text))
+            smalltalk[entry.id] = talk
     unknown_sms = unknown.get("sms")
     return _LangIndex(
         lang=lang,
@@ -1007,13 +1013,18 @@ class FaqEngine:
         facts_path: Path | None = None,
         lang: str = "en",
         method: str = DEFAULT_METHOD,
+        learnt: Iterable[tuple[str, str, str]] = (),
     ) -> FaqEngine:
         """Load, index and train on messages/<lang>/faq; raise KnowledgeBaseError (its problems
         in ``lang``) on any invalid file. ``method`` is ``sgd``, ``logreg``, ``svm`` or
-        ``lexical`` (the matcher before issue 16, for comparison)."""
+        ``lexical`` (the matcher before issue 16, for comparison). ``learnt`` are examples staff
+        added from real questions (entry id, language, text), learnt beside the YAML ones."""
         indexes, problems = _load_all(Path(messages_dir), facts_path, lang)
         if problems:
             raise KnowledgeBaseError(problems)
+        for entry_id, example_lang, text in learnt:
+            if example_lang in indexes:
+                indexes[example_lang].learnt.append((entry_id, text))
         detector = _train(indexes, method) if method != "lexical" else None
         return cls(indexes, detector)
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.faq import EXAMPLE_STYLES, FaqEngine
 from bot.faq_model import DEFAULT_METHOD
@@ -91,7 +91,9 @@ def evaluate(engine: FaqEngine, rows: Iterable[dict[str, Any]], stored_lang: str
     detects the message's language) and count the results."""
     report = Report()
     for row in rows:
-        audience = "relative" if row.get("who") == "relative" else "youth"
+        audience: Literal["youth", "relative"] = (
+            "relative" if row.get("who") == "relative" else "youth"
+        )
         ans = engine.answer(row["q"], stored_lang, audience=audience)
         got = ans.id if ans.kind == "answer" else None
         expected = row["expected"]
@@ -124,7 +126,10 @@ def cross_validate(engine: FaqEngine, method: str = DEFAULT_METHOD, folds: int =
                     if got != entry.id:
                         report.mistakes.append((example, entry.id, got))
     for fold in range(folds):
-        keep: Callable[[int], bool] = lambda i, fold=fold: i % folds != fold  # noqa: E731
+
+        def keep(i: int, fold: int = fold) -> bool:
+            return i % folds != fold
+
         held = engine.trained_without([], out_keep=keep, method=method)
         for lang in engine.languages:
             for i, example in enumerate(engine.out_of_scope_examples(lang)):

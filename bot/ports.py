@@ -125,8 +125,17 @@ class FaqEntryView(Protocol):
 class FaqPort(Protocol):
     """The FAQ engine, as the brain calls it (``bot.faq.FaqEngine``)."""
 
-    def answer(self, question: str, lang: str) -> FaqAnswer:
-        """The best answer, suggestions, or an unknown."""
+    def answer(
+        self,
+        question: str,
+        lang: str = "fr",
+        *,
+        channel: Literal["discord", "sms"] = "discord",
+        audience: Literal["youth", "relative"] = "youth",
+        inviter: str | None = None,
+        detect: bool = True,
+    ) -> FaqAnswer:
+        """The best answer, suggestions, or an unknown, for a channel and an audience."""
         ...
 
     def entry(self, entry_id: str, lang: str) -> FaqEntryView:
@@ -163,9 +172,19 @@ class SmsPort(Protocol):
         ...
 
     async def invite(
-        self, member_id: int, number: str, first_name: str | None, link: str, lang: str
+        self,
+        member_id: int,
+        number: str,
+        first_name: str | None,
+        link: str,
+        lang: str,
+        sender_name: str | None = None,
     ) -> InvitationResult:
         """Queue an invitation the member confirmed."""
+        ...
+
+    def sender_prefill(self, display_name: str | None) -> str | None:
+        """The member's first name as an SMS can carry it, to prefill the invitation form."""
         ...
 
     async def account_reply(self, number: str, text: str) -> str | None:

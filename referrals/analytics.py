@@ -239,8 +239,8 @@ def _buckets(
     if not counts:
         return []
     rows = []
-    current, last = min(counts), max(counts)
-    while current <= last:
+    current, final = min(counts), max(counts)
+    while current <= final:
         row = counts.get(current, dict.fromkeys(SOURCES, 0))
         rows.append({"start": current.isoformat(), **row, "total": sum(row.values())})
         current = _next(current, bucket)

@@ -110,6 +110,7 @@ _DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?:
 def parse_date(text: str, zone: ZoneInfo) -> datetime | None:
     """ISO 8601 (a naive time read in ``zone``), or French day-first ``dd/mm/yyyy`` and
     ``dd/mm/yyyy hh:mm[:ss]`` read in ``zone``; None when it does not parse."""
+    value: datetime | None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:

@@ -33,7 +33,9 @@ async def test_the_whole_path_of_an_action(agenda: AgendaStory, tmp_path: Path) 
     created = await agenda.say(CREATE)
     assert "Tournoi FIFA" in created and "TOURNOI-0912" in created
     assert "mercredi 09/12 de 14:00 à 18:00" in created
-    assert (tmp_path / "files" / "relais-poster-TOURNOI-0912.pdf").exists()
+    # One file per person and request: its path is on the 📎 line.
+    poster = Path(next(line for line in created.splitlines() if "📎" in line).split("📎 ", 1)[1])
+    assert poster.exists() and "TOURNOI-0912" in poster.name and poster.suffix == ".pdf"
     await agenda.say(
         'staff:marie /action type=van titre="Le van" lieu="Place du Marché"'
         ' debut="2026-12-02 14:00" fin=17:00'
@@ -245,8 +247,9 @@ async def test_mesdonnees_shows_actions_and_oublier_removes_the_comment(
     agenda.clock.set("2026-12-09 15:00")
     await agenda.say("discord:lea /jesuisla TOURNOI-0912")
     await agenda.say("discord:lea /avis TOURNOI-0912 mon avis perso")
-    await agenda.say("discord:lea /mesdonnees")
-    data = json.loads((tmp_path / "files" / "mes-donnees.json").read_text(encoding="utf-8"))
+    shown = await agenda.say("discord:lea /mesdonnees")
+    saved = Path(next(line for line in shown.splitlines() if "📎" in line).split("📎 ", 1)[1])
+    data = json.loads(saved.read_text(encoding="utf-8"))
     (mine,) = data["actions"]
     assert mine["code"] == "TOURNOI-0912" and mine["comment"] == "mon avis perso"
     await agenda.say("discord:lea /oublier")

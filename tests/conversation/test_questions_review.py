@@ -73,3 +73,23 @@ async def test_bad_numbers_and_entries_change_nothing(story: Story) -> None:
     assert "réservée à l'équipe" in await story.say("discord:dan /traiter 1")
     assert "xyzzy" in await story.say("staff:marie /questions")
     assert await story.app.db.read(dialogue.learnt_examples) == []
+
+
+async def test_an_example_is_learnt_at_the_next_start(tmp_path: Path) -> None:
+    question = "wesh le truc du bidule la"
+    first = await Story.open(tmp_path)
+    try:
+        before = await first.app.db.read(dialogue.learnt_examples)
+        assert before == []
+        await first.say(f"discord:dan {question}")
+        report = await first.say("staff:marie /questions")
+        number = report.split("n° ", 1)[1].split(" ", 1)[0]
+        await first.say(f"staff:marie /traiter {number} logement")
+        assert first.app.conversation.faq.answer(question, "fr").id != "logement"
+    finally:
+        await first.close()
+    again = await Story.open(tmp_path)
+    try:
+        assert again.app.conversation.faq.answer(question, "fr").id == "logement"
+    finally:
+        await again.close()
