@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from bot.agenda import Agenda
 from bot.commands.registry import COMMANDS
-from bot.keywords import Keyword, classify
+from bot.keywords import Keyword, classify, is_refusal
 from bot.limits import Guard
 from bot.logging import get_logger
 from bot.ports import (
@@ -34,7 +34,7 @@ from bot.ports import (
 )
 from bot.settings import Settings
 from bot.texts import Texts
-from referrals import codes, dialogue, sms_inbound
+from referrals import codes, dialogue, relatives, sms_inbound
 from referrals.erasure import forget, person_tag
 from referrals.errors import RelaisError
 from referrals.models import Participant
@@ -304,6 +304,8 @@ class Conversation:
                 replies = await self._faq_button(person, arg, lang)
             elif action == "handoff":
                 replies = await self._handoff_button(person, arg, lang)
+            elif action == "forget" and not person.staff:
+                return await self.command(person, "oublier", {})  # asks to confirm
             elif action == "questions" and arg.startswith("done:"):
                 replies = await self.command(person, "traiter", {"numero": arg[5:]})
             elif action == "act":
@@ -394,6 +396,29 @@ class Conversation:
         """Names of the commands for young people."""
         return [name for name, spec in COMMANDS.items() if not spec.staff]
 
+    # ------------------------------------------------------------ relatives
+
+    async def relative_visit(self, token: str) -> tuple[relatives.Visit | None, list[Reply]]:
+        """An invited relative opened their own link (``/i/TOKEN``): a positive signal.
+
+        The first visit makes them a participant; the member who invited them is told.
+        """
+        found = await self.db.write(relatives.visit, token, now_iso())
+        replies: list[Reply] = []
+        if found is not None and found.joined and found.member_discord_id:
+            replies.append(
+                Reply(
+                    Target("discord", found.member_discord_id, ""),
+                    self.t(
+                        "sms.relative_joined",
+                        self.texts.lang_of(found.member_lang or self.settings.lang),
+                        first_name=found.first_name,
+                    ),
+                    ephemeral=False,
+                )
+            )
+        return found, replies
+
     # ------------------------------------------------------------ SMS
 
     async def sms_text(self, person: Person, text: str) -> list[Reply]:
@@ -417,6 +442,9 @@ class Conversation:
         keyword = classify(text)
         answer: FaqAnswer | None = None
         via = "keyword"
+        if keyword is None and is_refusal(text):
+            # "stop merci", "arrêtez", "ne me recontactez plus": an opt-out, never rate limited.
+            keyword, via = Keyword.STOP, "words"
         if keyword is None:
             refused = await self.guard.screen(person, "sms", phone_hash=hashed)
             if refused is not None:
@@ -438,7 +466,7 @@ class Conversation:
         if keyword is not None:
             replies = await SMS_KEYWORDS[keyword](self, person, turn, text)
         elif not text.strip():
-            replies = [self.reply(person, "sms.help", turn.lang)]
+            replies = [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
         else:
             replies = await self._sms_question(person, turn, text, answer)
         replies = await self._sms_out(person, number, replies)
@@ -490,12 +518,12 @@ class Conversation:
             if answer.id:
                 # The message's own language; a sender who is not a member is addressed as "vous".
                 lang = getattr(answer, "lang", turn.lang) or turn.lang
-                audience = "relative" if turn.state.participant_id is None else "youth"
+                audience = "relative" if turn.state.relative else "youth"  # relatives: vous
                 text = self.faq.short_answer(answer.id, lang, audience)
                 return [Reply(Target.of(person), text)]
         except Exception:
             log.exception("sms_faq_failed")
-        return [self.reply(person, "sms.unknown", turn.lang)]
+        return [self.reply(person, self._register(turn, "sms.unknown"), turn.lang)]
 
     async def _handoff_allowed(self, key: str) -> bool:
         now = self.guard.clock()
@@ -504,9 +532,21 @@ class Conversation:
             dialogue.handoff_allowed, person_tag(key), now.isoformat(timespec="seconds"), since
         )
 
+    @staticmethod
+    def _register(turn: SmsTurn, key: str) -> str:
+        """The "vous" version of an SMS text for a relative (or a stranger), else ``key``."""
+        return f"{key}_vous" if turn.state.relative else key
+
     async def sms_stop(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
-        """STOP (ARRET...): opted out by the inbound transaction; confirm once."""
-        return [self.reply(person, "sms.stop_confirmed", turn.lang)]
+        """STOP (ARRET..., or a refusal in words): opted out by the inbound transaction; confirm
+        once, in the sender's register."""
+        return [self.reply(person, self._register(turn, "sms.stop_confirmed"), turn.lang)]
+
+    async def sms_yes(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
+        """OUI: an invited relative says yes and joins; they get their code to pass it on."""
+        if turn.state.joined and turn.state.participant_id is not None:
+            return await self.sms_code(person, turn, text)
+        return [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
 
     async def sms_start(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """START: opted back in."""
@@ -514,17 +554,18 @@ class Conversation:
 
     async def sms_help(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """AIDE / HELP: the keywords."""
-        return [self.reply(person, "sms.help", turn.lang)]
+        return [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
 
     async def sms_code(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """CODE: the sender's personal code (a stranger becomes an organic participant)."""
         if turn.state.participant_id is None:
-            return [self.reply(person, "sms.help", turn.lang)]
+            return [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
         code = await self.referrals.personal_code(turn.state.participant_id)
         formatted = codes.format_code(code)
         base = self.settings.public_base_url
         link = f"{base}/r/{formatted}" if base else None
-        return [self.reply(person, "sms.your_code", turn.lang, code=formatted, link=link)]
+        key = "sms.your_code_relative" if turn.state.relative else "sms.your_code"
+        return [self.reply(person, key, turn.lang, code=formatted, link=link)]
 
     async def sms_person(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """CONSEILLER: a hand-off (at most two a day); staff get the number to call back."""
@@ -598,7 +639,17 @@ class Conversation:
             buttons.append(Button("handoff:open", self.t("faq.talk_to_person", lang), "primary"))
         else:
             buttons = []
+        if answer.id == "stop":
+            return [self._stop_on_discord(person, answer.text, lang)]
         return [Reply(Target.of(person), answer.text, buttons=buttons)]
+
+    def _stop_on_discord(self, person: Person, text: str, lang: str) -> Reply:
+        """A refusal on Discord (issue 16 item 5): how to stop the bot's DMs, and /oublier."""
+        return Reply(
+            Target.of(person),
+            f"{text}\n\n{self.t('privacy.stop_discord', lang)}",
+            buttons=[Button("forget:ask", self.t("privacy.stop_discord_forget", lang), "danger")],
+        )
 
     async def _log_question(
         self, participant: Participant | None, lang: str, question: str, answer: FaqAnswer
@@ -818,6 +869,7 @@ SMS_KEYWORDS: dict[Keyword, SmsKeywordHandler] = {
     Keyword.HELP: Conversation.sms_help,
     Keyword.CODE: Conversation.sms_code,
     Keyword.PERSON: Conversation.sms_person,
+    Keyword.YES: Conversation.sms_yes,
 }
 
 

@@ -20,6 +20,7 @@ class Keyword(Enum):
     HELP = "help"
     CODE = "code"
     PERSON = "person"
+    YES = "yes"
 
 
 # Folded forms (upper case, no accents, punctuation as spaces). Twilio's own opt-out keywords are
@@ -51,6 +52,8 @@ _KEYWORDS: dict[str, Keyword] = {
         Keyword.STOP,
     ),
     **dict.fromkeys(("START", "UNSTOP", "REPRENDRE"), Keyword.START),
+    # A positive answer to an invitation (Twilio's YES re-subscribes: handled as START there).
+    **dict.fromkeys(("OUI", "OUI MERCI", "OUI SVP", "OUI OK", "D ACCORD", "DACCORD"), Keyword.YES),
     **dict.fromkeys(("AIDE", "HELP", "INFO", "INFOS"), Keyword.HELP),
     **dict.fromkeys(("CODE", "MON CODE", "MY CODE"), Keyword.CODE),
     **dict.fromkeys(
@@ -70,3 +73,19 @@ def fold(text: str) -> str:
 def classify(text: str) -> Keyword | None:
     """The keyword an inbound message is, if the whole message is one."""
     return _KEYWORDS.get(fold(text))
+
+
+# A refusal in the person's own words (folded): a stop keyword followed by anything ("STOP
+# merci", "stop au 36180"), and the usual French ways of saying no to a programme's SMS.
+_REFUSAL = re.compile(
+    r"^(?:STOP|ARRET|ARRETE|ARRETEZ|ARRETER|UNSUBSCRIBE)\b"
+    r"|^NON MERCI\b"
+    r"|\bNE (?:ME |NOUS |LUI |LES )?(?:RE)?(?:CONTACTE[ZR]?|ECRI(?:VE)?[ZR]?|ENVOYE[ZR]?) PLUS\b"
+    r"|\bNE PLUS (?:ME |NOUS |LUI |LES )?(?:RE)?(?:CONTACTER|ECRIRE|ENVOYER)\b"
+    r"|\bSTOP\s*$"
+)
+
+
+def is_refusal(text: str) -> bool:
+    """Whether a message is a refusal in the person's own words (it opts out like STOP)."""
+    return bool(_REFUSAL.search(fold(text)))

@@ -276,9 +276,26 @@ class Landing:
         invite = await self.db.read(resolve_invitation, token)
         if invite is None:
             return self._not_found(request)
-        return self._landing_page(
-            request, invite, join_url=f"/r/{invite.code}/join?{urlencode({'i': token})}"
-        )
+        join_url = f"/r/{invite.code}/join?{urlencode({'i': token})}"
+        if request.method == "GET":
+            # Opening their own link is a relative's "yes" (issue 17): they join, get a code.
+            visit, replies = await self.conversation.relative_visit(token)
+            if visit is not None:
+                if replies and self.deliver is not None:
+                    self._spawn(self._deliver(replies))
+                base = self.settings.public_base_url or ""
+                return self.pages.response(
+                    request,
+                    "relative",
+                    lang=visit.lang,
+                    member=invite.first_name,
+                    code=visit.code,
+                    share_url=f"{base}/r/{visit.code}",
+                    stop_url=f"/stop/{token}",
+                    join_url=join_url if self.settings.discord_oauth_configured else None,
+                    invite_url=invite.invite_url,
+                )
+        return self._landing_page(request, invite, join_url=join_url)
 
     async def thanks(self, request: web.Request) -> web.StreamResponse:
         """``GET /r/CODE/merci``: after a call-back request."""

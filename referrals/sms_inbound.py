@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from referrals.models import Participant
 from referrals.service import by_phone_hash, insert_participant, log_event
 
 
@@ -54,6 +55,9 @@ class InboundState:
     lang: str | None = None
     participant_id: int | None = None
     joined: bool = False
+    # The sender is addressed as an adult ("vous"): an invited relative, a participant of kind
+    # relative, or a stranger who is not (yet) a participant.
+    relative: bool = False
     # An invited relative just joined: who invited them, to thank that member.
     member_discord_id: str | None = None
     member_lang: str | None = None
@@ -67,8 +71,10 @@ def record_inbound(
     at: str,
     via: str = "keyword",
 ) -> InboundState:
-    """One inbound message, in one transaction: opt-out or opt-in, an invited relative's first
-    reply (not an opt-out) makes them a participant, ``code`` from a stranger makes one too.
+    """One inbound message, in one transaction: opt-out or opt-in; an invited relative becomes a
+    participant only on a positive signal (``yes`` or ``code``, once their invitation actually
+    left); ``code`` from a stranger makes an organic participant. A question or a refusal never
+    makes anyone a participant.
 
     ``keyword`` is the brain's SMS keyword command (``stop``, ``start``, ``code``...) or None.
     """
@@ -77,7 +83,8 @@ def record_inbound(
         is not None
     )
     invitation = conn.execute(
-        "SELECT id, member_id, lang, joined_participant_id, first_name FROM invitations"
+        "SELECT id, member_id, lang, joined_participant_id, first_name, sent_at, status"
+        " FROM invitations"
         " WHERE phone_hash = ? ORDER BY id DESC LIMIT 1",
         (phone_hash,),
     ).fetchone()
@@ -109,7 +116,7 @@ def record_inbound(
             via=via,
             invitation=invitation_id,
         )
-        return InboundState(stopped=True, lang=lang)
+        return InboundState(stopped=True, lang=lang, relative=_relative(participant))
     started = False
     if keyword == "start":
         if opted_out:
@@ -121,8 +128,8 @@ def record_inbound(
 
     joined = False
     member_discord_id = member_lang = first_name = None
-    if participant is None and invitation is not None:
-        # An invited relative's first reply that is not an opt-out: they are in.
+    if participant is None and invitation is not None and _left(invitation) and keyword in POSITIVE:
+        # An invited relative says yes (OUI, CODE): they are in. A question is only answered.
         participant = insert_participant(
             conn,
             joined_at=at,
@@ -145,6 +152,7 @@ def record_inbound(
             invitation["member_id"],
             at=at,
             invitation=invitation_id,
+            via=keyword,
         )
         joined = True
         member = conn.execute(
@@ -170,6 +178,7 @@ def record_inbound(
         )
     return InboundState(
         started=started,
+        relative=_relative(participant),
         lang=lang,
         participant_id=participant.id if participant else None,
         joined=joined,
@@ -177,6 +186,20 @@ def record_inbound(
         member_lang=member_lang,
         first_name=first_name,
     )
+
+
+# The keyword commands that are a positive signal from an invited relative.
+POSITIVE = frozenset({"yes", "code"})
+
+
+def _left(invitation: sqlite3.Row) -> bool:
+    """Whether an invitation actually left (the provider accepted or delivered it)."""
+    return bool(invitation["sent_at"]) or invitation["status"] in ("sent", "delivered")
+
+
+def _relative(participant: Participant | None) -> bool:
+    """Whether the sender is addressed as an adult: not a young participant."""
+    return participant is None or participant.kind == "relative"
 
 
 def opt_out(conn: sqlite3.Connection, phone_hash: str, at: str) -> None:

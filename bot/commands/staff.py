@@ -13,7 +13,7 @@ from bot import charts, poster
 from bot import labels as labels_module
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import actions, analytics, csvio, dialogue, eventlog, sms_queue, stats
+from referrals import actions, analytics, csvio, dialogue, eventlog, relatives, sms_queue, stats
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
@@ -84,6 +84,9 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     sms_figures = await conv.db.read(sms_queue.figures, low, high, conv.settings.tz)
     if sms_figures["count"]:  # delivered / failed / filtered / unknown, segments (issue 17)
         parts.append(conv.t("sms.stats", lang, f=sms_figures))
+    kin = await conv.db.read(relatives.figures, low, high)
+    if kin["relatives"] or kin["via_relative"]:  # relatives as prescribers (issue 17)
+        parts.append(conv.t("relatives.stats", lang, f=kin))
     parts.append(conv.t("analytics.chart_attached", lang))
     stamp = now_iso()[:10]
     timeline_title = labels[f"chart_timeline_title_{extra['timeline']['bucket']}"]

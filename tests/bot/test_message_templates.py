@@ -172,6 +172,7 @@ SMS_FIGURES = {
 BY_KEY: dict[str, dict[str, Any]] = {
     "discord.missed_joins": {"count": 3, "names": ["Léa", "Sam"]},
     "sms.stats": {"f": SMS_FIGURES},
+    "relatives.stats": {"f": {"relatives": 2, "via_relative": 5}},
     "import.enrol_done": {"new": 12, "changed": 1},
     "analytics.weekly_post": {
         "week": {"participants": 12, "referred": 9, "invitations": {"sent": 3}},

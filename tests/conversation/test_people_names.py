@@ -22,7 +22,7 @@ async def test_a_relative_is_known_by_the_first_name_given(story: Story) -> None
     await story.say("discord:amina /inviter 06 12 34 56 78 Sam")
     await story.say("discord:amina oui")
     joined = await story.say("sms:+33612345678 OUI")
-    assert "discord:amina <- 🎉 Sam a répondu" in joined
+    assert "discord:amina <- 🎉 Sam a rejoint" in joined
     chain = await story.say("staff:marie /chaine amina")
     assert "Chaîne d'amina" in chain
     assert "1 filleul direct : Sam" in chain

@@ -100,10 +100,13 @@ async def test_sms_invitation_with_consent(story: Story) -> None:
     assert "alice" in sms[0] and "Léa" in sms[0]
     assert "STOP" in sent
 
-    reply = await story.say("sms:+33612345678 c'est gratuit ?")
-    assert reply.startswith("sms:+33612345678 <- ")
-    assert "discord:alice <- 🎉 Léa a répondu à ton SMS" in reply
-    again = await story.say("sms:+33612345678 merci")
+    question = await story.say("sms:+33612345678 c'est gratuit ?")
+    assert question.startswith("sms:+33612345678 <- ")
+    assert "discord:alice" not in question, "a question is not joining"
+    reply = await story.say("sms:+33612345678 OUI")
+    assert "sms:+33612345678 <- Merci ! Votre code" in reply
+    assert "discord:alice <- 🎉 Léa a rejoint" in reply
+    again = await story.say("sms:+33612345678 CODE")
     assert "discord:alice" not in again, "the member is told once"
     stats = await story.say("staff:marie /stats")
     assert "1 amené par un pair" in stats

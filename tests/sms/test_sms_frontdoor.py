@@ -26,6 +26,7 @@ import bot.conversation
 from bot.bootstrap import App, build_app, web_app
 from bot.ports import Reply
 from bot.sms import gsm
+from referrals import stats
 from referrals.erasure import forget
 
 PUBLIC = "https://relais.example.fr"
@@ -135,7 +136,7 @@ async def test_conseiller_opens_two_handoffs_a_day(world: World) -> None:
 
 async def test_banned_numbers_are_refused_and_last_seen_is_kept(world: World) -> None:
     await invite_relative(world)
-    await world.text("Bonjour")
+    await world.text("OUI")
     seen = await world.app.db.fetchone(
         "SELECT id, last_seen_at FROM participants WHERE kind = 'relative'"
     )
@@ -194,9 +195,23 @@ async def test_replies_count_in_the_daily_budget(tmp_path: Path) -> None:
         await world.app.close()
 
 
-async def test_the_member_hears_that_their_relative_replied(world: World) -> None:
+async def test_a_question_alone_is_answered_in_vous_and_joins_nobody(world: World) -> None:
     await invite_relative(world)
-    assert await world.text("Bonjour !")
+    [answer] = await world.text("Bonjour, c'est quoi exactement ?")
+    assert answer
+    assert await world.count("SELECT COUNT(*) FROM participants WHERE kind = 'relative'") == 0
+    assert await world.count("SELECT COUNT(*) FROM invitations WHERE joined_participant_id") == 0
+    assert await world.count("SELECT COUNT(*) FROM outbox") == 0  # the member is not told
+    [helped] = await world.text("AIDE")
+    assert html.unescape(helped) == gsm.fit(world.app.conversation.t("sms.help_vous", "fr"), 2)
+
+
+async def test_the_member_hears_that_their_relative_joined(world: World) -> None:
+    await invite_relative(world)
+    [welcome] = await world.text("Oui merci")
+    assert "Votre code" in html.unescape(welcome) and f"{PUBLIC}/r/" in welcome
+    assert await world.count("SELECT COUNT(*) FROM participants WHERE kind = 'relative'") == 1
+    assert await world.count("SELECT COUNT(*) FROM invitations WHERE joined_participant_id") == 1
     # relais serve: no Discord here, the notice waits in the outbox ...
     assert await world.count("SELECT COUNT(*) FROM outbox WHERE target_kind = 'discord'") == 1
     # ... and leaves when Discord is attached (relais run).
@@ -204,13 +219,31 @@ async def test_the_member_hears_that_their_relative_replied(world: World) -> Non
     world.app.router.attach("discord", discord)
     assert await world.app.router.flush() == 1
     [notice] = discord.delivered
-    assert notice.to.id == "4242" and "Sarah" in notice.text
+    assert notice.to.id == "4242" and "Sarah a rejoint" in notice.text
     assert await world.count("SELECT COUNT(*) FROM outbox") == 0
+    # Saying yes twice joins once and tells the member once.
+    assert await world.text("OUI")
+    assert await world.count("SELECT COUNT(*) FROM participants WHERE kind = 'relative'") == 1
+    assert await world.count("SELECT COUNT(*) FROM outbox") == 0
+
+
+async def test_no_notice_before_the_invitation_left(tmp_path: Path) -> None:
+    world = await open_world(tmp_path)
+    try:
+        member = await add_member(world.app.db, "Kevin", discord_id="4242")
+        await world.app.sms.invite(member, MOBILE, "Sarah", LINK, "fr")  # not dispatched yet
+        assert await world.text("CODE")
+        assert await world.count("SELECT COUNT(*) FROM outbox") == 0
+        joined = "SELECT COUNT(*) FROM invitations WHERE joined_participant_id"
+        assert await world.count(joined) == 0
+    finally:
+        await world.client.close()
+        await world.app.close()
 
 
 async def test_erasure_removes_what_waits_for_the_member(world: World) -> None:
     member = await invite_relative(world)
-    await world.text("Bonjour")
+    await world.text("CODE")
     await forget(world.app.db, member)
     assert await world.count("SELECT COUNT(*) FROM outbox") == 0
 
@@ -232,7 +265,7 @@ async def test_repeated_message_sid_is_answered_once(world: World) -> None:
 async def test_a_refusal_in_words_opts_out_like_stop(world: World) -> None:
     await invite_relative(world)
     [confirmation] = await world.text("arrêtez de m'écrire, je veux plus de messages")
-    expected = gsm.fit(world.app.conversation.t("sms.stop_confirmed", "fr"), 2)
+    expected = gsm.fit(world.app.conversation.t("sms.stop_confirmed_vous", "fr"), 2)
     assert html.unescape(confirmation) == expected
     assert await world.count("SELECT COUNT(*) FROM opt_outs") == 1
     assert await world.count("SELECT COUNT(*) FROM events WHERE kind = 'sms_opted_out'") == 1
@@ -240,3 +273,27 @@ async def test_a_refusal_in_words_opts_out_like_stop(world: World) -> None:
     assert await world.count("SELECT COUNT(*) FROM participants WHERE kind = 'relative'") == 0
     assert await world.count("SELECT COUNT(*) FROM outbox") == 0
     assert await world.text("c'est gratuit ?") == []
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "Stop merci",
+        "STOP svp",
+        "stop au 36180",
+        "Arrêtez",
+        "Non merci",
+        "Ne me recontactez plus",
+        "Merci de ne plus écrire à mon fils",
+    ],
+)
+async def test_refusals_opt_out_confirm_once_and_count_in_the_funnel(
+    world: World, words: str
+) -> None:
+    await invite_relative(world)
+    [confirmation] = await world.text(words)
+    assert "vous ne recevrez plus" in html.unescape(confirmation)
+    assert await world.text(words) == []  # confirmed once
+    funnel = await world.app.db.read(stats.invitations)
+    assert funnel["opted_out"] == 1 and funnel["joined"] == 0
+    assert await world.count("SELECT COUNT(*) FROM participants WHERE kind = 'relative'") == 0

@@ -23,6 +23,10 @@ SMS_KEYS = {
     "sms.help": {"programme": LONG_PROGRAMME},
     "sms.your_code": {"code": "K7PM-4QXB", "link": LONG_LINK},
     "sms.unknown": {},
+    "sms.stop_confirmed_vous": {"programme": LONG_PROGRAMME},
+    "sms.help_vous": {"programme": LONG_PROGRAMME},
+    "sms.your_code_relative": {"code": "K7PM-4QXB", "link": LONG_LINK, "programme": LONG_PROGRAMME},
+    "sms.unknown_vous": {},
     "sms.handoff_ok": {},
     "sms.test": {"programme": LONG_PROGRAMME},
 }

@@ -105,9 +105,11 @@ def dump_all(conn: sqlite3.Connection) -> str:
     return repr([tuple(row) for (t,) in tables for row in conn.execute(f"SELECT * FROM {t}")])
 
 
-async def test_first_reply_makes_the_relative_a_participant(db: Database) -> None:
+async def test_a_question_does_not_join_but_oui_does(db: Database) -> None:
     sms, member = await invited(db)
     only_text(await inbound(sms, RELATIVE, "Bonjour"))
+    assert (await db.fetchone("SELECT COUNT(*) FROM participants"))[0] == 1
+    only_text(await inbound(sms, RELATIVE, "Oui"))
     row = await db.fetchone(
         "SELECT id, kind, channel, referrer_id, phone, phone_hash, lang FROM participants"
         " WHERE kind = 'relative'"

@@ -29,7 +29,7 @@ from web_support import (
 from bot.app import App
 from bot.landing import cookie_name
 from bot.ports import Person
-from referrals import stats
+from referrals import relatives, stats
 
 PUBLIC = "http://relais.test"
 
@@ -387,3 +387,59 @@ async def test_an_unknown_invitation_link_is_a_friendly_404(world: World, token:
     response = await world.client.get(f"/i/{token}")
     assert response.status == 404
     assert "Traceback" not in await response.text()
+
+
+async def left(world: World) -> None:
+    """The invitation left (what Twilio's accepted send records): its link is now a 'yes'."""
+    await world.services.db.write(
+        lambda conn: conn.execute(
+            "UPDATE invitations SET status = 'sent', sent_at = '2026-03-09T10:00:00+00:00'"
+        )
+    )
+
+
+async def test_a_relative_opening_their_link_joins_and_gets_a_code_to_pass_on(
+    world: World,
+) -> None:
+    referrer, _code = await add_member(world.services, "Sofiane Benali", discord_id="1000")
+    token = await invitation(world, referrer)
+    await left(world)
+    head = await world.client.head(f"/i/{token}")  # a link preview is not a visit
+    assert head.status == 200
+    assert await joined_by(world) == [None]
+    page = await world.client.get(f"/i/{token}")
+    assert page.status == 200
+    text = await page.text()
+    assert "Sofiane vous a parlé" in text and "Benali" not in text
+    row = await world.services.db.fetchone(
+        "SELECT id, code, referrer_id, channel FROM participants WHERE kind = 'relative'"
+    )
+    assert row["referrer_id"] == referrer and row["code"]
+    shown = f"{PUBLIC}/r/{row['code'][:4]}-{row['code'][4:]}"
+    assert shown in text and f'href="/stop/{token}"' in text
+    assert await joined_by(world) == [row["id"]]
+    # The member is told that the relative joined (delivered in the background).
+    for _ in range(500):
+        if world.recorder.delivered:
+            break
+        await asyncio.sleep(0.01)
+    [notice] = [r for r in world.recorder.delivered if r.to.id == "1000"]
+    assert "Sarah a rejoint" in notice.text
+    # A second visit: the same page, no second participant, no second notice.
+    assert "Sofiane vous a parlé" in await (await world.client.get(f"/i/{token}")).text()
+    count = await world.services.db.fetchone("SELECT COUNT(*) FROM participants")
+    assert count[0] == 2
+    # A young person who comes through the relative's code shows as "via un proche".
+    await world.services.referrals.join("3000", "Lina", referrer_id=row["id"], channel="code")
+    kin = await world.services.db.read(relatives.figures)
+    assert kin == {"relatives": 1, "via_relative": 1}
+    figures = await world.services.db.read(stats.invitations)
+    assert figures["joined"] == 1 and figures["opted_out"] == 0
+
+
+async def test_a_link_whose_invitation_never_left_is_not_a_visit(world: World) -> None:
+    referrer, _ = await add_member(world.services, "Sofiane", discord_id="1000")
+    token = await invitation(world, referrer)  # still queued
+    page = await (await world.client.get(f"/i/{token}")).text()
+    assert "Rejoindre sur Discord" in page
+    assert await joined_by(world) == [None]
