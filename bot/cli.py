@@ -17,8 +17,10 @@ from bot.context import (
     USER_ERROR,
     CliError,
     Context,
+    decode_csv,
     parse_day,
     period_text,
+    read_csv_file,
     write_atomically,
 )
 from bot.logging import configure_logging, get_logger, open_log
@@ -37,18 +39,10 @@ log = get_logger(__name__)
 async def cmd_import(ctx: Context) -> int:
     """``relais import FILE.csv``: all or nothing."""
     path = Path(ctx.args.file)
-    try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        raise CliError(
-            ctx.t("import.cannot_read", path=str(path), reason=exc.strerror or exc)
-        ) from exc
+    data = await read_csv_file(ctx)
     db = await ctx.open_db()
     try:
-        encoding = csvio.detect_encoding(data)
-        if encoding == "cp1252":
-            print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
-        text = data.decode(encoding)
+        text = decode_csv(ctx, data)
         count = await db.call(csvio.import_rows, text, ctx.settings.tz)
     except ImportRejected as exc:
         lines = [ctx.t("import.rejected", count=len(exc.problems))]

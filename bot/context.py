@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 from bot.logging import get_logger
 from bot.settings import Settings
 from bot.texts import Texts, resolve_messages_dir
+from referrals import csvio
 from referrals.files import create_private
 from referrals.store import Database
 
@@ -98,3 +100,22 @@ def period_text(ctx: Context, since: date | None, until: date | None) -> str:
     if until:
         return ctx.t("stats.period_until", until=until.isoformat())
     return ""
+
+
+async def read_csv_file(ctx: Context) -> bytes:
+    """The bytes of the CSV named on the command line, or a clear error naming the file."""
+    path = Path(ctx.args.file)
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise CliError(
+            ctx.t("import.cannot_read", path=str(path), reason=exc.strerror or exc)
+        ) from exc
+
+
+def decode_csv(ctx: Context, data: bytes) -> str:
+    """The CSV's text: UTF-8 (with or without BOM) or French Excel's cp1252, said when it is."""
+    encoding = csvio.detect_encoding(data)
+    if encoding == "cp1252":
+        print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
+    return data.decode(encoding)

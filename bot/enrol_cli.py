@@ -6,7 +6,6 @@ with its line.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,21 +19,14 @@ if TYPE_CHECKING:
 
 async def cmd_enrol(ctx: Context) -> int:
     """Read the file, check every line, then write every enrolment in one transaction."""
-    from bot.context import CliError
+    from bot.context import CliError, decode_csv, read_csv_file
 
     path = Path(ctx.args.file)
-    try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        raise CliError(
-            ctx.t("import.cannot_read", path=str(path), reason=exc.strerror or exc)
-        ) from exc
+    data = await read_csv_file(ctx)
     db = await ctx.open_db()
     try:
-        encoding = csvio.detect_encoding(data)
-        if encoding == "cp1252":
-            print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
-        new, changed = await db.call(csvio.enrol_rows, data.decode(encoding), ctx.settings.tz)
+        text = decode_csv(ctx, data)
+        new, changed = await db.call(csvio.enrol_rows, text, ctx.settings.tz)
     except ImportRejected as exc:
         lines = [ctx.t("import.enrol_rejected", count=len(exc.problems))]
         lines += [
