@@ -31,6 +31,7 @@ from bot.faq import FaqEngine
 from bot.faq_model import DEFAULT_METHOD
 from bot.landing import setup_landing
 from bot.logging import get_logger
+from bot.maintenance import TICK as MAINTENANCE_TICK
 from bot.maintenance import maintenance_loop
 from bot.ports import InviteMaker, Reply, SmsTransport, StaffNotifier
 from bot.runner import SHUTDOWN_TIMEOUT, NoTransport, install_stop_signals, serve_until
@@ -193,6 +194,84 @@ async def _flush_when_ready(bot: RelaisBot, router: DeliveryRouter) -> None:
             await router.flush()
 
 
+class DiscordRun:
+    """The Discord side of ``relais run``: the bot over the app, its channels attached to the
+    delivery router, the gateway, the outbox flushed at READY and every minute (the
+    maintenance loop, which also runs the agenda and the daily job).
+
+    ``relais run`` adds the web server; the fake-gateway tests use this class as it is, so that
+    what they see is what production does.
+    """
+
+    def __init__(self, app: App, bot: RelaisBot) -> None:
+        self.app = app
+        self.bot = bot
+        self.stop = asyncio.Event()
+        self.gateway: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        db_path: Path,
+        *,
+        transport: SmsTransport,
+        **bot_options: Any,
+    ) -> DiscordRun:
+        """Build the app and the bot; Discord DMs and staff posts go through the router."""
+        # Discord is loaded by ``relais run`` only: ``serve`` and ``console`` start faster
+        # without it (no cycle hides here: the architecture test checks function-level imports).
+        from bot import discord_app
+
+        notifier = discord_app.DiscordNotifier(settings)
+        invites = discord_app.DiscordInviteMaker(settings)
+        app = await build_app(settings, db_path, transport=transport, invites=invites)
+        bot = discord_app.RelaisBot(
+            settings, app, dev_sync=settings.dev_sync, notifier=notifier, **bot_options
+        )
+        invites.bind(bot)
+        delivery = discord_app.DiscordDelivery(bot)
+        app.router.attach("discord", delivery)
+        app.router.attach("channel", delivery)
+        return cls(app, bot)
+
+    def start(self, token: str, *, tick: float = MAINTENANCE_TICK) -> asyncio.Task[None]:
+        """Connect the gateway; flush the outbox at READY; the minute loop. Returns the
+        gateway's task (it ends when the connection is closed for good)."""
+        self.gateway = asyncio.create_task(self.bot.start(token))
+        self._tasks = [
+            asyncio.create_task(_flush_when_ready(self.bot, self.app.router)),
+            asyncio.create_task(maintenance_loop(self.app, self.stop, tick)),
+        ]
+        return self.gateway
+
+    async def close(self) -> None:
+        """Stop the loops, close the gateway; replies for Discord wait in the outbox again.
+        The database stays open (``App.close``)."""
+        self.stop.set()
+        for task in self._tasks[:1]:
+            task.cancel()  # the READY flush, if the gateway never became ready
+        await self.bot.close()
+        for task in [*self._tasks, *([self.gateway] if self.gateway else [])]:
+            try:
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+            except BaseException:
+                pass  # the gateway's failure is read by ``failure``; the flush was cancelled
+        self.app.router.detach("discord")
+        self.app.router.detach("channel")
+
+    def failure(self) -> BaseException | None:
+        """Why the gateway ended, if it failed."""
+        gateway = self.gateway
+        if gateway is None or not gateway.done() or gateway.cancelled():
+            return None
+        return gateway.exception()
+
+
 async def cmd_run(ctx: Context) -> int:
     """``relais run``: the Discord gateway, the web server and the SMS worker until SIGTERM."""
     ctx.settings.require("DISCORD_TOKEN")
@@ -201,49 +280,35 @@ async def cmd_run(ctx: Context) -> int:
 
 async def run_bot(ctx: Context) -> int:
     """``relais run``: the gateway, the web server and the SMS worker until SIGTERM."""
-    # Discord is loaded by ``relais run`` only: ``serve`` and ``console`` start faster without
-    # it (no cycle hides here: the architecture test checks function-level imports too).
     import discord
-
-    from bot import discord_app
 
     settings = ctx.settings
     settings.require("DISCORD_TOKEN")
     transport = sms_transport(settings)
-    notifier = discord_app.DiscordNotifier(settings)
-    invites = discord_app.DiscordInviteMaker(settings)
-    app = await build_app(settings, ctx.db_path, transport=transport, invites=invites)
-    bot = discord_app.RelaisBot(settings, app, dev_sync=settings.dev_sync, notifier=notifier)
-    invites.bind(bot)
-    delivery = discord_app.DiscordDelivery(bot)
-    app.router.attach("discord", delivery)
-    app.router.attach("channel", delivery)
-    stop = asyncio.Event()
+    run = await DiscordRun.open(settings, ctx.db_path, transport=transport)
+    app = run.app
+    stop = run.stop
     install_stop_signals(stop)
     host = getattr(ctx.args, "host", None) or "127.0.0.1"
     port = getattr(ctx.args, "port", None)
     port = 8080 if port is None else port
     try:
-        async with bot:
+        async with run.bot:
             web = asyncio.create_task(serve_until(web_app(app), host, port, stop, app.sms))
-            maintenance = asyncio.create_task(maintenance_loop(app, stop))
-            gateway = asyncio.create_task(bot.start(settings.discord_token or ""))
-            flush = asyncio.create_task(_flush_when_ready(bot, app.router))
+            gateway = run.start(settings.discord_token or "")
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({web, gateway, stopping}, return_when=asyncio.FIRST_COMPLETED)
             log.info("shutting_down")
-            stop.set()
-            flush.cancel()
-            await bot.close()
-            for task in (web, gateway, stopping, maintenance, flush):
+            await run.close()
+            for task in (web, stopping):
                 try:
                     async with asyncio.timeout(SHUTDOWN_TIMEOUT):
                         await asyncio.shield(task)
                 except TimeoutError:
                     task.cancel()
                 except BaseException:
-                    pass  # the gateway's failure is read just below; the flush was cancelled
-            failure = gateway.exception() if gateway.done() and not gateway.cancelled() else None
+                    pass  # the web server's failure is read just below
+            failure = run.failure()
             if isinstance(failure, discord.LoginFailure):
                 raise CliError(ctx.t("discord.bad_token"))
             if isinstance(failure, discord.PrivilegedIntentsRequired):

@@ -25,10 +25,17 @@ from referrals.store import Database, now_iso
 log = get_logger(__name__)
 
 FLUSH_BATCH = 100
+# A reply refused this many times (a member's DMs closed, a user gone) is no longer tried; it
+# stays in the outbox, where ``relais doctor`` counts it: nothing built is lost silently.
+MAX_ATTEMPTS = 10
 
 
 class Deliverer(Protocol):
-    """Delivers replies on one channel; False when it could not (the reply then waits)."""
+    """Delivers replies on one channel; False when it could not (the reply then waits).
+
+    A deliverer may also have ``ready() -> bool``: while it says False (a gateway not yet
+    connected), the router keeps that channel's replies without trying them.
+    """
 
     async def deliver(self, reply: Reply) -> bool:
         """Send the reply to ``reply.to``."""
@@ -86,12 +93,19 @@ class DeliveryRouter:
 
     def attached(self, kind: str) -> bool:
         """Whether replies of this kind can leave now."""
-        return kind in self._channels
+        return self._ready(kind) is not None
+
+    def _ready(self, kind: str) -> Deliverer | None:
+        deliverer = self._channels.get(kind)
+        ready = getattr(deliverer, "ready", None)
+        if deliverer is None or (ready is not None and not ready()):
+            return None
+        return deliverer
 
     async def deliver(self, replies: Sequence[Reply]) -> None:
         """Deliver each reply, or keep it in the outbox; never raises for one reply's failure."""
         for reply in replies:
-            deliverer = self._channels.get(reply.to.kind)
+            deliverer = self._ready(reply.to.kind)
             delivered = False
             if deliverer is not None:
                 try:
@@ -99,40 +113,46 @@ class DeliveryRouter:
                 except Exception:
                     log.exception("delivery_failed", kind=reply.to.kind)
             if not delivered:
-                await self.keep(reply)
+                await self.keep(reply, attempts=0 if deliverer is None else 1)
 
-    async def keep(self, reply: Reply) -> None:
-        """Put a reply in the outbox."""
+    async def keep(self, reply: Reply, attempts: int = 0) -> None:
+        """Put a reply in the outbox (``attempts``: it was tried and refused already)."""
         target = reply.to
         await self.db.write(
-            outbox.put, target.kind, target.id, target.name, encode(reply), now_iso()
+            outbox.put, target.kind, target.id, target.name, encode(reply), now_iso(), attempts
         )
-        log.info("delivery_waiting", kind=target.kind)
+        log.info("delivery_waiting", kind=target.kind, attempts=attempts)
 
     async def notify_staff(self, reply: Reply) -> None:
         """The brain's staff notifier: a post in the staff channel, through the router."""
         await self.deliver([reply])
 
     async def flush(self) -> int:
-        """Deliver what waits for the attached channels; returns how many left the outbox."""
-        kinds = sorted(self._channels)
+        """Deliver what waits for the ready channels; returns how many left the outbox.
+
+        A reply refused again counts one more attempt; after ``MAX_ATTEMPTS`` it is no longer
+        tried but stays in the outbox (``relais doctor`` lists it)."""
+        kinds = sorted(kind for kind in self._channels if self._ready(kind) is not None)
         if not kinds:
             return 0
-        rows = await self.db.read(outbox.waiting, kinds, FLUSH_BATCH)
+        rows = await self.db.read(outbox.waiting, kinds, FLUSH_BATCH, MAX_ATTEMPTS)
         sent = 0
         for row in rows:
-            deliverer = self._channels.get(row.target_kind)
+            deliverer = self._ready(row.target_kind)
+            if deliverer is None:  # the channel went away during the flush: try later
+                continue
             ok = False
-            if deliverer is not None:
-                try:
-                    ok = await deliverer.deliver(decode(row))
-                except Exception:
-                    log.exception("delivery_failed", kind=row.target_kind)
+            try:
+                ok = await deliverer.deliver(decode(row))
+            except Exception:
+                log.exception("delivery_failed", kind=row.target_kind)
             if ok:
                 await self.db.write(outbox.done, row.id)
                 sent += 1
             else:
                 await self.db.write(outbox.failed, row.id)
+                if row.attempts + 1 >= MAX_ATTEMPTS:
+                    log.warning("delivery_given_up", kind=row.target_kind, attempts=MAX_ATTEMPTS)
         if sent:
             log.info("outbox_delivered", count=sent)
         return sent

@@ -295,8 +295,9 @@ class DiscordInviteMaker:
 class DiscordDelivery:
     """The delivery router's Discord channel: DMs to members and posts in the staff channel.
 
-    Returns False (the reply then waits in the outbox) while the gateway is not ready or when
-    the staff channel cannot be found; a member whose DMs are closed is logged and skipped.
+    Returns False (the reply then waits in the outbox, its attempts counted) while the gateway
+    is not ready, when the staff channel cannot be found, or when a DM is refused (closed DMs,
+    a user gone).
     """
 
     def __init__(self, bot: RelaisBot) -> None:
@@ -320,8 +321,13 @@ class DiscordDelivery:
                 log.error("staff_post_failed", status=getattr(exc, "status", None))
                 return False
             return True
-        await send_dm(self.bot, reply.to.id, reply)  # closed DMs: logged, not retried
-        return True
+        # A closed DM or a user gone: False, and the router keeps the reply in the outbox.
+        return await send_dm(self.bot, reply.to.id, reply)
+
+    def ready(self) -> bool:
+        """Whether the gateway is up (before READY, the outbox is not tried: no attempt is
+        counted against what waits)."""
+        return self.bot.is_ready() and not self.bot.is_closed()
 
 
 # ---------------------------------------------------------------- relais discord sync / check

@@ -24,24 +24,37 @@ class OutboxRow:
     attempts: int
 
 
-def put(conn: sqlite3.Connection, kind: str, target_id: str, name: str, body: str, at: str) -> int:
-    """Keep one message until its channel is connected."""
+def put(
+    conn: sqlite3.Connection,
+    kind: str,
+    target_id: str,
+    name: str,
+    body: str,
+    at: str,
+    attempts: int = 0,
+) -> int:
+    """Keep one message until its channel is connected (``attempts``: already tried once)."""
     cursor = conn.execute(
-        "INSERT INTO outbox (target_kind, target_id, target_name, body, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (kind, target_id, name, body, at),
+        "INSERT INTO outbox (target_kind, target_id, target_name, body, created_at, attempts)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (kind, target_id, name, body, at, attempts),
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
 
 
-def waiting(conn: sqlite3.Connection, kinds: list[str], limit: int = 100) -> list[OutboxRow]:
-    """The oldest waiting messages for these channels."""
+def waiting(
+    conn: sqlite3.Connection, kinds: list[str], limit: int = 100, max_attempts: int | None = None
+) -> list[OutboxRow]:
+    """The oldest waiting messages for these channels; with ``max_attempts``, only those tried
+    fewer times (the others stay, listed by ``relais doctor``, but are not tried again)."""
     marks = ", ".join("?" for _ in kinds)
+    cap = " AND attempts < ?" if max_attempts is not None else ""
+    extra = (max_attempts,) if max_attempts is not None else ()
     rows = conn.execute(
         "SELECT id, target_kind, target_id, target_name, body, created_at, attempts FROM outbox"
-        f" WHERE target_kind IN ({marks}) ORDER BY id LIMIT ?",
-        (*kinds, limit),
+        f" WHERE target_kind IN ({marks}){cap} ORDER BY id LIMIT ?",
+        (*kinds, *extra, limit),
     ).fetchall()
     return [OutboxRow(*tuple(row)) for row in rows]
 

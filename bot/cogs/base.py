@@ -244,22 +244,22 @@ async def deliver(
     interaction: discord.Interaction | None = None,
     channel: discord.abc.Messageable | None = None,
 ) -> None:
-    """Send each reply where it goes: the person (follow-up or channel), a DM, the staff channel."""
+    """Answer the person where they spoke (the interaction's follow-up, or the DM channel);
+    every other reply (a DM to someone else, a staff post, anyone without an open interaction)
+    goes through the one delivery router, which keeps in the outbox what cannot leave now."""
     me = Target.of(person)
+    others: list[Reply] = []
     for reply in replies:
-        target = reply.to
-        if target.kind == "channel":
-            await bot.notifier.notify_staff(reply)
-        elif target.kind == "discord" and target == me and interaction is not None:
+        if reply.to == me and interaction is not None:
             for part in message_parts(reply):
                 await interaction.followup.send(ephemeral=reply.ephemeral, **part)
-        elif target.kind == "discord" and target == me and channel is not None:
+        elif reply.to == me and channel is not None:
             for part in message_parts(reply):
                 await channel.send(**part)
-        elif target.kind == "discord":
-            await send_dm(bot, target.id, reply)
         else:
-            log.warning("reply_not_deliverable", kind=target.kind)
+            others.append(reply)
+    if others:
+        await bot.services.router.deliver(others)
 
 
 # ---------------------------------------------------------------- the cog base

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from discord_support import app, bot, recorder, settings, users
-from fake_discord import fake_discord, live, live_bot_settings
+from fake_discord import fake_discord, live, live_bot_settings, live_tick
 
 __all__ = [
     "app",
@@ -11,6 +11,7 @@ __all__ = [
     "fake_discord",
     "live",
     "live_bot_settings",
+    "live_tick",
     "recorder",
     "settings",
     "users",

@@ -1010,25 +1010,26 @@ async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDis
 
 
 class LiveBot:
-    """A real RelaisBot connected to a FakeDiscord, with its app; restartable."""
+    """A real RelaisBot connected to a FakeDiscord, with its app; restartable.
+
+    It is started by ``bot.bootstrap.DiscordRun``, the Discord side of ``relais run`` itself:
+    the same channels attached to the delivery router, the outbox flushed at READY and by the
+    minute loop. Only the web server is left out (``serve_web`` adds it on the same app).
+    """
 
     def __init__(self, fake: FakeDiscord, settings: Any, db_path: Path) -> None:
         self.fake = fake
         self.settings = settings
         self.db_path = db_path
+        self.run: Any = None
         self.bot: Any = None
         self.app: Any = None
         self.task: asyncio.Task[None] | None = None
         self.sms: list[tuple[str, str]] = []
+        self.tick = 60.0  # the minute loop's period (``relais run``: a minute)
 
     async def start(self, *, wait_ready: bool = True) -> Any:
-        from bot.bootstrap import build_app
-        from bot.discord_app import (
-            DiscordDelivery,
-            DiscordInviteMaker,
-            DiscordNotifier,
-            RelaisBot,
-        )
+        from bot.bootstrap import DiscordRun
 
         outer = self
 
@@ -1037,23 +1038,16 @@ class LiveBot:
                 outer.sms.append((to, body))
                 return f"SM{len(outer.sms)}"
 
-        # The same composition as ``relais run`` (bot.bootstrap.run_bot), without the web server.
-        notifier = DiscordNotifier(self.settings)
-        invites = DiscordInviteMaker(self.settings)
-        self.app = await build_app(
-            self.settings, self.db_path, transport=Transport(), invites=invites
+        self.run = await DiscordRun.open(
+            self.settings, self.db_path, transport=Transport(), guild_ready_timeout=0.05
         )
-        self.bot = RelaisBot(self.settings, self.app, notifier=notifier, guild_ready_timeout=0.05)
-        invites.bind(self.bot)
-        delivery = DiscordDelivery(self.bot)
-        self.app.router.attach("discord", delivery)
-        self.app.router.attach("channel", delivery)
+        self.app, self.bot = self.run.app, self.run.bot
 
         async def no_identify_pause(shard_id: int | None, *, initial: bool = False) -> None:
             """discord.py waits 5 s before re-identifying (Discord's limit); not here."""
 
         self.bot.before_identify_hook = no_identify_pause
-        self.task = asyncio.create_task(self.bot.start("fake-token"))
+        self.task = self.run.start("fake-token", tick=self.tick)
         if wait_ready:
             await self.ready()
         return self.bot
@@ -1072,15 +1066,13 @@ class LiveBot:
             raise AssertionError("the bot did not become ready")
 
     async def stop(self) -> None:
-        if self.bot is not None:
-            await self.bot.close()
-        if self.task is not None:
+        if self.run is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(WAIT):
-                    await self.task
+                    await self.run.close()
         if self.app is not None:
             await self.app.close()
-        self.bot = self.app = self.task = None
+        self.run = self.bot = self.app = self.task = None
 
     async def restart(self) -> Any:
         await self.stop()
@@ -1109,11 +1101,18 @@ def live_bot_settings() -> Any:
 
 
 @pytest.fixture
+def live_tick() -> float:
+    """The period of the live bot's minute loop (parametrize it to see the loop at work)."""
+    return 60.0
+
+
+@pytest.fixture
 async def live(
-    fake_discord: FakeDiscord, live_bot_settings: Any, tmp_path: Path
+    fake_discord: FakeDiscord, live_bot_settings: Any, live_tick: float, tmp_path: Path
 ) -> AsyncIterator[LiveBot]:
     """The real RelaisBot, ready, against the fake Discord."""
     runner = LiveBot(fake_discord, live_bot_settings, tmp_path / "relais.db")
+    runner.tick = live_tick
     await runner.start()
     try:
         yield runner
@@ -1122,4 +1121,12 @@ async def live(
 
 
 # so that `discord` stays imported for type checkers reading fixtures' annotations
-__all__ = ["FakeDiscord", "LiveBot", "discord", "fake_discord", "live", "live_bot_settings"]
+__all__ = [
+    "FakeDiscord",
+    "LiveBot",
+    "discord",
+    "fake_discord",
+    "live",
+    "live_bot_settings",
+    "live_tick",
+]

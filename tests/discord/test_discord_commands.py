@@ -43,22 +43,6 @@ async def test_parrainage_defers_privately_then_gives_code_and_personal_invite(
     assert recorder.invites == ["inv1"]
 
 
-async def test_code_links_referral_and_dms_the_referrer(bot: RelaisBot, users: Users) -> None:
-    referral = cog(bot, "ReferralCog")
-    first = make_interaction(bot, 1001, "lea")
-    await referral.parrainage.callback(referral, first)
-    code = re.search(r"[0-9A-Z]{4}-[0-9A-Z]{4}", sent(first)[0]["content"]).group(0)  # type: ignore[union-attr]
-    second = make_interaction(bot, 1002, "sam", locale=discord.Locale.american_english)
-    await referral.code.callback(referral, second, code)
-    [message] = sent(second)
-    assert "lea" in message["content"] and message["ephemeral"] is True
-    assert second.calls[0] == "defer"
-    users.by_id[1001].send.assert_awaited_once()
-    assert "sam" in users.by_id[1001].send.await_args.kwargs["content"]
-    participant = await bot.app.referrals.by_discord_id("1002")  # type: ignore[union-attr]
-    assert participant is not None and participant.referrer_id is not None
-
-
 async def test_code_refusal_is_the_templated_message(bot: RelaisBot) -> None:
     referral = cog(bot, "ReferralCog")
     interaction = make_interaction(bot)
@@ -160,28 +144,6 @@ async def test_question_answers_privately_with_feedback_buttons(bot: RelaisBot) 
     click = make_interaction(bot)
     await RelaisButton("faq:useful:cej", "👍").callback(click)
     assert sent(click)[0]["ephemeral"] is True
-
-
-async def test_conseiller_posts_in_staff_channel_and_staff_take_it(
-    bot: RelaisBot, recorder: Recorder, users: Users
-) -> None:
-    faq = cog(bot, "FaqCog")
-    interaction = make_interaction(bot, 1001, "lea")
-    await faq.conseiller.callback(faq, interaction, "j'ai besoin d'aide pour mon CV")
-    [ack] = sent(interaction)
-    assert ack["ephemeral"] is True
-    [post] = recorder.staff
-    assert post.to.kind == "channel" and post.buttons[0].id.startswith("handoff:take:")
-    # A young person clicking the staff button is refused and the button stays.
-    nosy = make_interaction(bot, 1003, "max")
-    await RelaisButton(post.buttons[0].id, "x").callback(nosy)
-    nosy.response.edit_message.assert_not_awaited()
-    staff = make_interaction(bot, 9001, "claire", staff=True)
-    await RelaisButton(post.buttons[0].id, "x").callback(staff)
-    staff.response.edit_message.assert_awaited_once_with(view=None)
-    assert "lea" in sent(staff)[0]["content"]
-    users.by_id[1001].send.assert_awaited_once()
-    assert "claire" in users.by_id[1001].send.await_args.kwargs["content"]
 
 
 async def test_aide_and_mesdonnees_and_oublier(bot: RelaisBot) -> None:
