@@ -44,8 +44,6 @@ from referrals.store import now_iso
 
 log = get_logger(__name__)
 
-DISCORD_LIMIT = 2000
-SMS_LIMIT = 1600
 INPUT_LIMIT = 2000
 MENU_TTL = timedelta(minutes=5)  # a typed number answers the last menu for this long at most
 YES = {"oui", "o", "yes", "y", "ok", "ouais", "yep", "d'accord", "daccord", "dac", "si"}
@@ -244,16 +242,22 @@ class Conversation:
             replies = [self.reply(person, exc.key, lang, **exc.params)]
         return self._remember_buttons(person, replies)
 
-    async def text(self, person: Person, text: str) -> list[Reply]:
-        """Free text (a DM, an SMS, a console line)."""
+    async def text(self, person: Person, text: str, *, answered: bool = False) -> list[Reply]:
+        """Free text (a DM, an SMS, a console line).
+
+        ``answered``: the channel's provider already answered the sender (Twilio's own STOP,
+        START or HELP): the message and its effects are recorded, but the sender gets nothing
+        from Relais, and nothing is counted in the SMS budget.
+        """
         text = clean_text(text)
         lang = self.lang(person)
-        if person.channel == "sms":
-            return await self.sms_text(person, text)
+        traits = person.traits
+        if traits.by_phone:
+            return await self.sms_text(person, text, answered=answered)
         if not text:
             return [self.reply(person, "bot.empty", lang)]
-        if len(text) > DISCORD_LIMIT:
-            return [self.reply(person, "bot.too_long", lang, limit=DISCORD_LIMIT)]
+        if len(text) > traits.max_text:
+            return [self.reply(person, "bot.too_long", lang, limit=traits.max_text)]
         if text.startswith("/"):
             parsed = parse_command_line(text)
             if parsed is None:
@@ -421,8 +425,9 @@ class Conversation:
 
     # ------------------------------------------------------------ SMS
 
-    async def sms_text(self, person: Person, text: str) -> list[Reply]:
-        """An SMS from ``person`` (the adapter parsed the webhook and dropped provider retries).
+    async def sms_text(self, person: Person, text: str, *, answered: bool = False) -> list[Reply]:
+        """A message from a phone-addressed ``person`` (an SMS: the adapter parsed the webhook
+        and dropped provider retries).
 
         Screening happens here once: who may get a reply (a mobile of an allowed country), bans
         and rate limits (keywords are never limited), then the inbound transaction (opt-out,
@@ -437,22 +442,24 @@ class Conversation:
             log.info("sms_sender_refused", reason=exc.key)
             await self.db.write(sms_inbound.refused_sender, exc.key, at)
             return []
-        text = text[:SMS_LIMIT]
+        traits = person.traits
+        text = text[: traits.max_text]
         hashed = self.sms.hash(number)
-        keyword = classify(text)
+        keyword = classify(text) if traits.keywords else None
         answer: FaqAnswer | None = None
         via = "keyword"
-        if keyword is None and is_refusal(text):
+        if keyword is None and traits.keywords and is_refusal(text):
             # "stop merci", "arrêtez", "ne me recontactez plus": an opt-out, never rate limited.
             keyword, via = Keyword.STOP, "words"
         if keyword is None:
             refused = await self.guard.screen(person, "sms", phone_hash=hashed)
             if refused is not None:
-                return await self._sms_out(person, number, refused)
+                return await self._sms_out(person, number, refused, answered)
             if text.strip():
                 hint = await self.db.read(sms_inbound.known_lang, hashed)
                 answer = self._faq_answer(text, self.texts.lang_of(hint or self.settings.lang))
-                if answer is not None and answer.kind == "answer" and answer.id == "stop":
+                stop = answer is not None and answer.kind == "answer" and answer.id == "stop"
+                if stop and traits.keywords:
                     # A refusal in the person's own words is an opt-out, exactly like STOP.
                     keyword, via = Keyword.STOP, "words"
         state = await self.db.write(
@@ -469,7 +476,7 @@ class Conversation:
             replies = [self.reply(person, self._register(turn, "sms.help"), turn.lang)]
         else:
             replies = await self._sms_question(person, turn, text, answer)
-        replies = await self._sms_out(person, number, replies)
+        replies = await self._sms_out(person, number, replies, answered)
         if state.joined and state.member_discord_id:
             # The member who invited them hears that it worked (first name only).
             replies.append(
@@ -485,16 +492,30 @@ class Conversation:
             )
         return replies
 
-    async def _sms_out(self, person: Person, number: str, replies: list[Reply]) -> list[Reply]:
-        """Replies to the SMS sender pass the SMS side (GSM-7, segments, daily budget)."""
+    async def _sms_out(
+        self, person: Person, number: str, replies: list[Reply], answered: bool = False
+    ) -> list[Reply]:
+        """Replies to a phone-addressed sender: none when the provider already answered; on a
+        paid channel each passes the SMS side (GSM-7, segments, daily budget)."""
         kept: list[Reply] = []
         me = Target.of(person)
+        traits = person.traits
         for reply in replies:
             if reply.to == me:
-                body = await self.sms.account_reply(number, reply.text)
-                if body is None:  # past the daily budget: no reply (staff were told once)
-                    continue
-                reply = Reply(me, body, ephemeral=reply.ephemeral)
+                if answered:
+                    continue  # the provider answered in its words: no second (paid) reply
+                body = reply.text
+                if traits.paid:
+                    fitted = await self.sms.account_reply(number, reply.text)
+                    if fitted is None:  # past the daily budget: no reply (staff told once)
+                        continue
+                    body = fitted
+                reply = Reply(
+                    me,
+                    body,
+                    buttons=reply.buttons if traits.buttons else [],
+                    ephemeral=reply.ephemeral,
+                )
             kept.append(reply)
         return kept
 
@@ -512,7 +533,8 @@ class Conversation:
             if answer is None:
                 answer = self.faq.answer(text, turn.lang)
             await self._store_question(turn.state.participant_id, turn.lang, text, answer)
-            dated = await self.agenda.answer(text, turn.lang, answer, "sms")  # actions' dates
+            register = person.traits.register
+            dated = await self.agenda.answer(text, turn.lang, answer, register)  # actions' dates
             if dated is not answer:
                 return [Reply(Target.of(person), dated.text)]
             if answer.id:
@@ -569,7 +591,7 @@ class Conversation:
 
     async def sms_person(self, person: Person, turn: SmsTurn, text: str) -> list[Reply]:
         """CONSEILLER: a hand-off (at most two a day); staff get the number to call back."""
-        if not await self._handoff_allowed(f"sms:{turn.number}"):
+        if not await self._handoff_allowed(f"{person.channel}:{turn.number}"):
             return [self.reply(person, "limits.handoff", turn.lang)]
         _handoff_id, ref = await self.db.write(
             dialogue.open_handoff, turn.state.participant_id, text[:500], now_iso(), "sms_handoff"
@@ -598,12 +620,11 @@ class Conversation:
         keywords) and for the audience (a relative, or anyone writing by SMS without being a
         member, is addressed as "vous"). A second question in a long message is a button."""
         stored = self.lang(person)
+        traits = person.traits
         participant = None
-        if not person.staff and person.channel != "sms":
+        if not person.staff and not traits.by_phone:
             participant = await self.member(person)
-        relative = person.channel == "sms" or (
-            participant is not None and participant.kind == "relative"
-        )
+        relative = traits.by_phone or (participant is not None and participant.kind == "relative")
         inviter = None
         if participant is not None and participant.referrer_id is not None and relative:
             try:
@@ -614,13 +635,13 @@ class Conversation:
         answer = self.faq.answer(
             question,
             stored,
-            channel="sms" if person.channel == "sms" else "discord",
+            channel=traits.register,
             audience="relative" if relative else "youth",
             inviter=inviter,
         )
         lang = getattr(answer, "lang", stored) or stored
         answer = await self.agenda.answer(  # dates and places of outreach actions
-            question, lang, answer, "sms" if person.channel == "sms" else "discord"
+            question, lang, answer, traits.register
         )
         await self._log_question(participant, lang, question, answer)
         buttons: list[Button]

@@ -115,7 +115,8 @@ class Guard:
             return None
         conv = self.conv
         identity: dict[str, str | None]
-        if person.channel == "sms":
+        traits = person.traits
+        if traits.by_phone:  # known by the number's keyed hash; "sms" is the phone quota
             actions = ["sms", "message"]
             identity = {"phone_hash": phone_hash}
         else:
@@ -130,7 +131,7 @@ class Guard:
             return [conv.reply(person, "limits.banned", conv.lang(person))]
         if verdict.limited:
             log.info("rate_limited", entry=entry, action=verdict.limited)
-            if person.channel == "sms":
+            if traits.paid:
                 return []  # an answer would cost an SMS: silence
             return [
                 conv.reply(person, f"limits.{verdict.limited}", conv.lang(person)),

@@ -10,8 +10,53 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-# A new channel adds its name here and one adapter module; the brain does not change.
+# A new channel adds its name here, its traits in ``CHANNELS`` below and one adapter module;
+# the brain does not change.
 Channel = Literal["discord", "sms"]
+
+
+@dataclass(frozen=True)
+class ChannelTraits:
+    """What the brain knows of a channel: its traits, never its name.
+
+    The brain keys every channel-dependent behaviour on these (the architecture test forbids
+    ``channel == "sms"`` in it), so a channel that shares a trait shares the behaviour.
+    """
+
+    # ``Person.id`` is a phone number: a sender must be a mobile of SMS_ALLOWED_COUNTRIES (else
+    # silence), people are known by the number's keyed hash (opt-outs, invited relatives, the
+    # hand-off quota), and anyone who is not a member is addressed as "vous".
+    by_phone: bool = False
+    # STOP, START, AIDE, CODE, CONSEILLER, OUI (French and English forms) are commands, and a
+    # refusal in words ("arrêtez", "non merci") opts out.
+    keywords: bool = False
+    # Shows buttons; without them, replies are text only (menus are typed).
+    buttons: bool = True
+    # The longest message read: longer is refused in words, or cut when ``by_phone`` (a long SMS
+    # arrives in parts that each cost the sender).
+    max_text: int = 2000
+    # Which written form of the answers: the knowledge base's ``answer`` or its short ``sms``.
+    register: Literal["discord", "sms"] = "discord"
+    # Each reply costs: counted in SMS_DAILY_BUDGET (segments), and a sender over a rate limit
+    # gets silence rather than a paid refusal.
+    paid: bool = False
+
+
+CHAT = ChannelTraits()  # a chat where people are members: Discord, and any unknown channel
+
+# One line per channel. A channel addressed by phone number that should share the SMS rules
+# sets ``by_phone`` and ``keywords``; ``paid`` only if its replies are SMS segments.
+CHANNELS: dict[str, ChannelTraits] = {
+    "discord": CHAT,
+    "sms": ChannelTraits(
+        by_phone=True, keywords=True, buttons=False, max_text=1600, register="sms", paid=True
+    ),
+}
+
+
+def traits(channel: str) -> ChannelTraits:
+    """The traits of a channel (an unknown channel is a chat)."""
+    return CHANNELS.get(channel, CHAT)
 
 
 @dataclass(frozen=True)
@@ -28,6 +73,11 @@ class Person:
     def key(self) -> str:
         """A stable key for per-person state."""
         return f"{self.channel}:{self.id}"
+
+    @property
+    def traits(self) -> ChannelTraits:
+        """What the brain knows of this person's channel."""
+        return traits(self.channel)
 
 
 @dataclass(frozen=True)

@@ -139,13 +139,14 @@ async def twilio_sms(request: web.Request) -> web.Response:
     if message_sid and await request.app[DB].write(seen_message, message_sid, now_iso()):
         return web.Response(text=EMPTY_TWIML, content_type="application/xml")
     person = Person("sms", sender, "")
-    replies = await conversation.text(person, text)
+    # Twilio answered STOP/START itself: the brain records it and builds no reply (none counted).
+    answered = provider_opt_out in ("STOP", "START")
+    replies = await conversation.text(person, text, answered=answered)
     response = MessagingResponse()
     others = []
     for reply in replies:
         if reply.to == Target.of(person):
-            if provider_opt_out not in ("STOP", "START"):
-                response.message(reply.text)
+            response.message(reply.text)
         else:
             others.append(reply)
     if others:

@@ -6,6 +6,8 @@
 - Discord modules do not import SMS or web modules, and the reverse; only ``bootstrap`` and
   ``cli`` wire everything;
 - no SQL string under ``bot/``: adapters call functions of the domain;
+- the brain never compares a channel with its name (``person.channel == "sms"``): it keys its
+  behaviour on the channel's traits (``bot.ports.ChannelTraits``);
 - no import cycle at run time, and no function-level import hiding one.
 
 Each rule is also run against a small bad example, so that a rule that can no longer fail is
@@ -222,6 +224,30 @@ def sql_strings(trees: dict[str, ast.AST]) -> list[str]:
     return bad
 
 
+def channel_names(trees: dict[str, ast.AST]) -> list[str]:
+    """Comparisons of ``<x>.channel`` with a string in the brain (traits instead)."""
+    bad = []
+    for path, tree in trees.items():
+        if not within(path.removesuffix(".py").replace("/", "."), BRAIN):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            named = any(isinstance(n, ast.Attribute) and n.attr == "channel" for n in sides)
+            literal = any(
+                (isinstance(n, ast.Constant) and isinstance(n.value, str))
+                or (
+                    isinstance(n, (ast.Tuple, ast.List, ast.Set))
+                    and any(isinstance(e, ast.Constant) for e in n.elts)
+                )
+                for n in sides
+            )
+            if named and literal:
+                bad.append(f"{path}:{node.lineno}: compares a channel with its name")
+    return bad
+
+
 def cycles(modules: dict[str, list[Import]], names: set[str], levels: set[str]) -> list[str]:
     """Import cycles among project modules through imports of the given levels."""
     graph: dict[str, set[str]] = {name: set() for name in names}
@@ -276,6 +302,10 @@ def test_discord_and_sms_web_do_not_import_each_other() -> None:
 
 def test_no_sql_under_bot() -> None:
     assert sql_strings(TREES) == []
+
+
+def test_the_brain_keys_on_channel_traits_not_names() -> None:
+    assert channel_names(TREES) == []
 
 
 def test_no_import_cycle_at_run_time() -> None:
@@ -341,6 +371,17 @@ def test_sql_and_cycles_can_fail() -> None:
     )
     assert sql_strings(trees)
     assert cycles(modules, names, {"module"}) == []
+    _m, named, _n = _fake(
+        {
+            "bot.conversation": "if person.channel == 'sms':\n    pass\n",
+            "bot.limits": "ok = p.channel not in ('sms', 'whatsapp')\n",
+            "bot.web": "if person.channel == 'sms':\n    pass\n",  # an adapter may
+        }
+    )
+    assert [line.split(":")[0] for line in channel_names(named)] == [
+        "bot/conversation.py",
+        "bot/limits.py",
+    ]
     assert cycles(modules, names, {"module", "function"})
     typed, _t, typed_names = _fake(
         {

@@ -628,7 +628,19 @@ async def test_twilio_opt_out_types_are_mirrored_without_a_second_reply(db: Data
         # HELP was answered by Twilio: nothing more.
         status, twiml = await post_inbound(client, inbound_form("INFO", "SM" + "3" * 32, "HELP"))
         assert status == 200 and "<Message" not in twiml
+        # Twilio's answers are Twilio's: none of them counts in SMS_DAILY_BUDGET.
+        assert await reply_segments(db) == 0
         # Relais's own French keywords keep their French answer when Twilio did not answer.
         status, twiml = await post_inbound(client, inbound_form("ARRET", "SM" + "4" * 32))
         assert status == 200 and "<Message>" in twiml
         assert (await db.fetchone(opted, (sms.hash(MOBILE),)))[0] == 1
+        assert await reply_segments(db) == 1  # our own reply counts
+
+
+async def reply_segments(db: Database) -> int:
+    """Segments of the replies sent in TwiML responses, as counted in the daily budget."""
+    row = await db.fetchone(
+        "SELECT COALESCE(SUM(segments), 0) FROM outbound_sms WHERE purpose = 'reply'"
+    )
+    assert row is not None
+    return int(row[0])
