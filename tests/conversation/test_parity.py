@@ -1,5 +1,7 @@
-"""Parity at the wire: one story through the console, and through signed Twilio webhooks into the
-real aiohttp app (the member's side through the same conversation calls the Discord cogs make).
+"""Parity at the wire: one story through the console, and through the real wires: the member's
+side through the fake Discord gateway and REST (the /inviter modal, /conseiller, the notices as
+DMs), with the bot started as ``relais run`` starts it, and the relative's side through signed
+Twilio webhooks into the real aiohttp app, both on the same services.
 
 Both runs must leave the same rows and send the relative the same replies (texts may differ only
 in channel formatting: TwiML escaping), and the member's "a rejoint" notice arrives in both, once
@@ -10,8 +12,9 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,18 +23,30 @@ from aiohttp.test_utils import TestClient, TestServer
 from console_session import Story
 from twilio.request_validator import RequestValidator
 
-from bot.bootstrap import build_app, web_app
-from bot.ports import Person, Reply
+from bot.bootstrap import web_app
 from bot.settings import Settings, parse_quiet_hours
 from referrals.store import Database
+
+# The fake Discord lives with the Discord tests (its folder is on sys.path only when they run).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "discord"))
+from fake_discord import (
+    STAFF_CHANNEL_ID,
+    FakeDiscord,
+    LiveBot,
+    fake_discord,
+    live_settings,
+)
+
+__all__ = ["fake_discord"]  # the fixture, used by the test below
 
 PUBLIC = "https://relais.example.fr"
 TOKEN = "twilio-auth-token-for-tests"
 RELATIVE = "+33612345678"
 QUESTIONS = ["c'est gratuit ?", "il faut quel âge ?"]
+KEVIN = 5001  # the member, on the fake Discord
 STORY = [
-    ("member", "/inviter 06 12 34 56 78 Sarah"),
-    ("member", "oui"),
+    ("member", "invite"),  # console: /inviter 06 12 34 56 78 Sarah, then oui; Discord: the modal
+    ("member", "conseiller"),
     *[("relative", q) for q in QUESTIONS],
     *[("relative", "CONSEILLER")] * 3,
     *[("relative", f"et pour le permis de conduire, question {i} ?") for i in range(10)],
@@ -43,15 +58,6 @@ STORY = [
 class FixedClock:
     def __call__(self) -> datetime:
         return datetime(2026, 3, 9, 11, 0, tzinfo=UTC)
-
-
-@dataclass
-class Recording:
-    delivered: list[Reply] = field(default_factory=list)
-
-    async def deliver(self, reply: Reply) -> bool:
-        self.delivered.append(reply)
-        return True
 
 
 def settings() -> Settings:
@@ -89,7 +95,8 @@ async def snapshot(db: Database) -> dict[str, Any]:
 
     return {
         "participants": await rows(
-            "SELECT kind, channel, referrer_id IS NOT NULL, lang, display_name,"
+            # A console person has no locale (the default language, fr, applies); Discord's is fr.
+            "SELECT kind, channel, referrer_id IS NOT NULL, COALESCE(lang, 'fr'), display_name,"
             " last_seen_at IS NOT NULL FROM participants"
         ),
         "invitations": await rows(
@@ -111,6 +118,12 @@ async def snapshot(db: Database) -> dict[str, Any]:
     }
 
 
+MEMBER_LINES = {
+    "invite": ["/inviter 06 12 34 56 78 Sarah", "oui"],
+    "conseiller": ["/conseiller je voudrais parler de ma formation"],
+}
+
+
 async def through_the_console(tmp_path: Path) -> tuple[list[list[str]], list[str], dict[str, Any]]:
     story = await Story.open(tmp_path, "console.db", **vars_of(settings()))
     story.app.conversation.guard.clock = FixedClock()
@@ -118,11 +131,13 @@ async def through_the_console(tmp_path: Path) -> tuple[list[list[str]], list[str
     notices: list[str] = []
     try:
         for who, line in STORY:
-            prefix = "discord:kevin" if who == "member" else f"sms:{RELATIVE}"
-            messages = printed(await story.say(f"{prefix} {line}"))
-            if who == "relative":
-                replies.append([text for to, text in messages if to == f"sms:{RELATIVE}"])
-                notices += [text for to, text in messages if to == "discord:kevin"]
+            if who == "member":
+                for typed in MEMBER_LINES[line]:
+                    await story.say(f"discord:kevin {typed}")
+                continue
+            messages = printed(await story.say(f"sms:{RELATIVE} {line}"))
+            replies.append([text for to, text in messages if to == f"sms:{RELATIVE}"])
+            notices += [text for to, text in messages if to == "discord:kevin"]
         return replies, notices, await snapshot(story.app.db)
     finally:
         await story.close()
@@ -135,34 +150,43 @@ def vars_of(value: Settings) -> dict[str, Any]:
     }
 
 
-async def through_the_webhook(tmp_path: Path) -> tuple[list[list[str]], list[str], dict[str, Any]]:
-    discord = Recording()
-    sent: list[tuple[str, str]] = []
+async def member_on_discord(fake: FakeDiscord, live: LiveBot, step: str) -> None:
+    """The member's step as a Discord client sends it; waits for the bot's answer."""
+    if step == "invite":
+        opened = await fake.slash("inviter", KEVIN)
+        [call] = await opened.wait(1)
+        modal = call.json["data"]  # number, first name, the member's name, consent ticked
+        submit = await fake.submit_modal(modal, KEVIN, ["06 12 34 56 78", "Sarah", "kevin", True])
+        await submit.wait(2)
+        assert "Sarah" in submit.text
+    elif step == "conseiller":
+        posts = len(fake.sent_to(STAFF_CHANNEL_ID))
+        exchange = await fake.slash(
+            "conseiller", KEVIN, {"message": "je voudrais parler de ma formation"}
+        )
+        await exchange.wait(2)
+        await fake.wait_for_staff_post(posts + 1)  # through the delivery router
 
-    class Transport:
-        async def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
-            sent.append((to, body))
-            return f"SM{len(sent):032d}"
 
-    app = await build_app(
-        settings(),
-        tmp_path / "webhook.db",
-        transport=Transport(),
-        invites=None,
-        channels={"discord": discord, "channel": discord},
+async def through_the_wires(
+    fake: FakeDiscord, tmp_path: Path
+) -> tuple[list[list[str]], list[str], dict[str, Any]]:
+    fake.add_member(KEVIN, "kevin")
+    live = LiveBot(
+        fake,
+        live_settings(public_base_url=PUBLIC, twilio_auth_token=TOKEN),
+        tmp_path / "wires.db",
     )
+    await live.start()  # as ``relais run``: bot, router channels, outbox flushed at READY
+    app = live.app
     app.conversation.guard.clock = FixedClock()
     client: TestClient[Any, Any] = TestClient(TestServer(web_app(app), host="127.0.0.1"))
-    await client.start_server()
-    member = Person("discord", "kevin", "kevin")
+    await client.start_server()  # the web server of the same process
     replies: list[list[str]] = []
     try:
         for number, (who, line) in enumerate(STORY):
             if who == "member":
-                # What the Discord cogs do: the conversation call, then delivery of the replies.
-                await app.router.deliver(
-                    [r for r in await app.conversation.text(member, line) if r.to.id != "kevin"]
-                )
+                await member_on_discord(fake, live, line)
                 await app.sms.dispatch_due()
                 continue
             params = {"MessageSid": f"SM{number:032d}", "From": RELATIVE, "Body": line}
@@ -175,21 +199,23 @@ async def through_the_webhook(tmp_path: Path) -> tuple[list[list[str]], list[str
             replies.append(
                 [html.unescape(m) for m in re.findall(r"<Message>(.*?)</Message>", body, re.S)]
             )
-        assert [to for to, _body in sent] == [RELATIVE]  # the invitation
-        notices = [r.text for r in discord.delivered if r.to.kind == "discord"]
-        return replies, notices, await snapshot(app.db)
+        assert [to for to, _body in live.sms] == [RELATIVE]  # the invitation
+        [notice] = await fake.wait_for_dm(KEVIN)  # "Sarah a rejoint", a DM through REST
+        return replies, [notice["content"]], await snapshot(app.db)
     finally:
         await client.close()
-        await app.close()
+        await live.stop()
 
 
 def _no_codes(replies: list[list[str]]) -> list[list[str]]:
     return [[_no_code(text) for text in r] for r in replies]
 
 
-async def test_the_same_story_through_the_console_and_the_webhook(tmp_path: Path) -> None:
+async def test_the_same_story_through_the_console_and_the_wires(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
     console_replies, console_notices, console_rows = await through_the_console(tmp_path)
-    webhook_replies, webhook_notices, webhook_rows = await through_the_webhook(tmp_path)
+    webhook_replies, webhook_notices, webhook_rows = await through_the_wires(fake_discord, tmp_path)
     # Personal codes are random: the same reply carries a different code in each run.
     assert _no_codes(webhook_replies) == _no_codes(console_replies)
     assert webhook_rows == console_rows
@@ -203,5 +229,5 @@ async def test_the_same_story_through_the_console_and_the_webhook(tmp_path: Path
     assert answered[15] is True  # OUI: they join and get their code (keywords are not limited)
     assert "Votre code" in console_replies[15][0]
     assert answered[16] is True  # STOP is confirmed
-    assert len(console_rows["handoffs"]) == 2
+    assert len(console_rows["handoffs"]) == 3  # the member's /conseiller, the relative's two
     assert console_rows["opt_outs"] == [(1,)]
