@@ -255,8 +255,14 @@ class DiscordInviteMaker:
             text = texts.render(
                 "discord.invites_near_cap", self.settings.lang, count=count, cap=INVITE_CAP
             )
-            await self.bot.notifier.notify_staff(
-                Reply(Target("channel", self.settings.discord_staff_channel), text, ephemeral=False)
+            await self.bot.app.router.deliver(  # the staff post, through the router
+                [
+                    Reply(
+                        Target("channel", self.settings.discord_staff_channel),
+                        text,
+                        ephemeral=False,
+                    )
+                ]
             )
         if count < INVITE_RECYCLE:
             return
