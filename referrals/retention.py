@@ -127,6 +127,8 @@ def apply_retention(
         ).rowcount
     if _has_table(conn, "oauth_states"):
         conn.execute("DELETE FROM oauth_states WHERE expires_at < ?", (_before(now, 0),))
+    # Messages that never left (a DM refused until the router gave up): kept like texts.
+    conn.execute("DELETE FROM outbox WHERE created_at < ?", (text_cutoff,))
     return RetentionReport(
         invitations, len(inactive), questions, handoffs, pending, attempts, inbound_ids, callbacks
     )

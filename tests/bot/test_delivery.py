@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from bot.delivery import DeliveryRouter
+from bot.delivery import MAX_ATTEMPTS, DeliveryRouter
 from bot.ports import Attachment, Button, Reply, Target
+from referrals.retention import RetentionPolicy, apply_retention
 from referrals.store import Database
 
 
@@ -58,3 +60,47 @@ async def test_the_router_is_the_staff_notifier(tmp_db: Database) -> None:
     post = Reply(Target("channel", "staff", "staff"), "hand-off", ephemeral=False)
     await router.notify_staff(post)
     assert staff.got == [post]
+
+
+@dataclass
+class NotYet(Flaky):
+    """A channel that is attached but not ready (a gateway still connecting)."""
+
+    up: bool = False
+
+    def ready(self) -> bool:
+        return self.up
+
+
+async def test_a_channel_not_ready_keeps_its_replies_without_counting_attempts(
+    tmp_db: Database,
+) -> None:
+    router = DeliveryRouter(tmp_db)
+    gateway = NotYet()
+    router.attach("discord", gateway)
+    await router.deliver([Reply(Target("discord", "42"), "bonjour")])
+    assert await router.flush() == 0
+    row = await tmp_db.fetchone("SELECT attempts FROM outbox")
+    assert row is not None and row[0] == 0  # never tried
+    gateway.up = True
+    assert await router.flush() == 1 and [r.text for r in gateway.got] == ["bonjour"]
+
+
+async def test_a_reply_refused_for_good_is_kept_then_dropped_with_old_texts(
+    tmp_db: Database,
+) -> None:
+    router = DeliveryRouter(tmp_db)
+    closed = Flaky(failures=10_000)  # a member whose DMs are closed
+    router.attach("discord", closed)
+    await router.deliver([Reply(Target("discord", "42"), "Sam a rejoint grâce à toi")])
+    for _ in range(MAX_ATTEMPTS + 3):
+        await router.flush()
+    assert closed.failures == 10_000 - MAX_ATTEMPTS  # tried MAX_ATTEMPTS times, then no more
+    row = await tmp_db.fetchone("SELECT attempts FROM outbox")
+    assert row is not None and row[0] == MAX_ATTEMPTS  # still there: `relais doctor` lists it
+    # Retention removes it with the other texts past RETENTION_QUESTIONS_DAYS.
+    policy = RetentionPolicy(questions_days=90)
+    await tmp_db.write(apply_retention, datetime.now(UTC) + timedelta(days=30), policy)
+    assert (await tmp_db.fetchone("SELECT COUNT(*) FROM outbox"))[0] == 1  # type: ignore[index]
+    await tmp_db.write(apply_retention, datetime.now(UTC) + timedelta(days=91), policy)
+    assert (await tmp_db.fetchone("SELECT COUNT(*) FROM outbox"))[0] == 0  # type: ignore[index]
