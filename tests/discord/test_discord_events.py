@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from fake_discord import BOT_ID, GUILD_ID, WAIT, FakeDiscord, LiveBot, RestCall, user_payload
 
 from referrals import actions
@@ -243,3 +244,26 @@ async def test_without_the_manage_events_permission_the_action_still_exists(
     assert events.events == {}
     row = await live.app.db.fetchone("SELECT discord_event_id FROM actions")
     assert row is not None and row[0] is None
+
+
+async def test_discord_check_names_the_manage_events_permission(
+    fake_discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from fake_discord import BOT_PERMISSIONS, P_MANAGE_EVENTS, live_settings
+
+    from bot.cli import Context
+    from bot.discord_app import cmd_discord_check
+
+    fake_discord.add_member(STAFF_ID, "marie", staff=True)
+    ctx = Context(live_settings(), argparse.Namespace(guild=None, db=None))
+    granted = ctx.t("discord.check.permission", name=ctx.t("discord.perm.manage_events"))
+    assert await cmd_discord_check(ctx) == 0
+    assert granted in capsys.readouterr().out
+    fake_discord.set_bot_permissions(BOT_PERMISSIONS & ~P_MANAGE_EVENTS)
+    assert await cmd_discord_check(ctx) == 1
+    out = capsys.readouterr().out
+    missing = ctx.t("discord.check.permission_missing", name=ctx.t("discord.perm.manage_events"))
+    assert missing in out and "Gérer les événements" in missing
+    assert ctx.t("discord.check.problems", count=1) in out  # only that one
