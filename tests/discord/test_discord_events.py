@@ -267,3 +267,91 @@ async def test_discord_check_names_the_manage_events_permission(
     missing = ctx.t("discord.check.permission_missing", name=ctx.t("discord.perm.manage_events"))
     assert missing in out and "Gérer les événements" in missing
     assert ctx.t("discord.check.problems", count=1) in out  # only that one
+
+
+async def test_interested_in_discord_gets_the_reminder_dm_the_day_before(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    events = ScheduledEvents(fake_discord)
+    fake_discord.add_member(STAFF_ID, "marie", staff=True)
+    await fake_discord.join(LEA_ID, "lea")
+    agenda = live.app.conversation.agenda
+    now = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    agenda.clock = lambda: now  # 10:00 in Paris
+    start = (now + timedelta(days=2)).replace(hour=14)
+    exchange = await fake_discord.slash(
+        "action",
+        STAFF_ID,
+        {
+            "type": "atelier",
+            "titre": "Atelier CV",
+            "debut": local(start),
+            "fin": local(start + timedelta(hours=2)),
+        },
+    )
+    await exchange.wait(2)
+    await fake_discord.wait_until(lambda: len(events.events) == 1)
+    (event_id,) = events.events
+    await fake_discord.dispatch(
+        "GUILD_SCHEDULED_EVENT_USER_ADD",
+        {"guild_id": str(GUILD_ID), "guild_scheduled_event_id": event_id, "user_id": str(LEA_ID)},
+    )
+
+    async def interested() -> bool:
+        row = await live.app.db.fetchone(
+            "SELECT COUNT(*) FROM action_people WHERE interested_at IS NOT NULL"
+        )
+        return bool(row[0])
+
+    await eventually(interested)
+    before = len(fake_discord.dms_to(LEA_ID))
+    # Two days before: nothing. The day before (not in quiet hours): one DM, once.
+    assert await agenda.tick() == 0
+    day_before = start.astimezone(ZoneInfo("Europe/Paris")) - timedelta(days=1)
+    agenda.clock = lambda: day_before.replace(hour=10).astimezone(UTC)
+    assert await agenda.tick() == 1
+    assert await agenda.tick() == 0
+    await fake_discord.wait_until(lambda: len(fake_discord.dms_to(LEA_ID)) == before + 1)
+    reminder = fake_discord.dms_to(LEA_ID)[-1]["content"]
+    assert "Rappel : demain, Atelier CV" in reminder
+
+
+async def test_an_event_changed_in_discord_changes_the_action(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    events = ScheduledEvents(fake_discord)
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    event = events.payload(
+        "800000000000000098",
+        {
+            "name": "Tournoi",
+            "scheduled_start_time": start.isoformat(),
+            "scheduled_end_time": (start + timedelta(hours=2)).isoformat(),
+            "entity_metadata": {"location": "Gymnase"},
+        },
+        creator=STAFF_ID,
+    )
+    await fake_discord.dispatch("GUILD_SCHEDULED_EVENT_CREATE", event)
+    db = live.app.db
+
+    async def imported() -> bool:
+        return await db.read(actions.action_by_event, event["id"]) is not None
+
+    await eventually(imported)
+    later = start + timedelta(hours=3)
+    changed = {
+        **event,
+        "name": "Tournoi FIFA",
+        "scheduled_start_time": later.isoformat(),
+        "scheduled_end_time": (later + timedelta(hours=2)).isoformat(),
+        "entity_metadata": {"location": "Gymnase Nord"},
+    }
+    await fake_discord.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", changed)
+
+    async def moved() -> bool:
+        found = await db.read(actions.action_by_event, event["id"])
+        return found is not None and found.start == later
+
+    await eventually(moved)
+    found = await db.read(actions.action_by_event, event["id"])
+    assert found is not None and (found.title, found.place) == ("Tournoi FIFA", "Gymnase Nord")
