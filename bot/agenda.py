@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 from bot.logging import get_logger
 from bot.ports import Button, Person, Reply, Target
 from referrals import actions
-from referrals.actions import Action, Recipient
+from referrals.actions import Action, ActionError, Recipient
 from referrals.timeutil import to_iso
 
 if TYPE_CHECKING:
-    from bot.conversation import Conversation
+    from bot.conversation import Conversation, SmsTurn
 
 log = get_logger(__name__)
 
@@ -42,6 +42,13 @@ _ASKS = re.compile(
 _TODAY = re.compile(r"\b(aujourd|today|ce soir|tonight|ce matin|cet aprem)")
 _TOMORROW = re.compile(r"\b(demain|tomorrow)")
 _WEEK = re.compile(r"\b(cette semaine|this week|la semaine)")
+# An SMS that is an action's code ("TOURNOI-0912", "ici tournoi-0912"), folded: a check-in.
+_SMS_CODE = re.compile(
+    r"^(?:je suis la|jesuisla|ici|present|presente)?[\s:]*([a-z]+-\d{4}(?:-\d{1,3})?)$"
+)
+# An SMS evaluation is often answered hours later: its menu stays fresh until the reminder.
+SMS_MENU_TTL = actions.EVAL_REMINDER_AFTER
+COMMENT_TTL = timedelta(hours=2)  # the free text after the last answer is the comment
 
 
 class ScheduledEvents(Protocol):
@@ -80,6 +87,9 @@ class Agenda:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.events: ScheduledEvents | None = None  # set by the Discord adapter
         self.deliver: Deliver | None = None  # sends timed messages (the Discord adapter's)
+        # SMS evaluations answered: the person's next free text (within COMMENT_TTL) is the
+        # comment on that action. Keyed like menus ("sms:+336...").
+        self._comments: dict[str, tuple[int, datetime]] = {}
 
     def now(self) -> datetime:
         """The current time (aware)."""
@@ -254,16 +264,33 @@ class Agenda:
     # ------------------------------------------------------------ timed messages
 
     async def tick(self) -> int:
-        """Send what is due (reminders, evaluations), outside quiet hours; how many left."""
+        """Send what is due (reminders, evaluations), outside quiet hours; how many left.
+
+        Discord messages go through ``deliver`` (the delivery router); an evaluation by SMS is
+        queued by the SMS service, which applies the opt-outs, the budget and the quiet hours
+        of the recipient; what it refuses is not marked, and is tried again later.
+        """
+        await self.conv.db.write(actions.clear_phones, self.now())
         if self.deliver is None:
             return 0  # no Discord: nothing can be delivered, nothing is marked as sent
         replies, marks = await self.due()
-        if not replies:
-            return 0
-        await self.deliver(replies)
-        for mark in marks:
-            await self.conv.db.write(mark)
-        return len(replies)
+        sent = 0
+        discord: list[Reply] = []
+        discord_marks: list[Callable[[Any], None]] = []
+        for reply, mark in zip(replies, marks, strict=True):
+            if reply.to.kind != "sms":
+                discord.append(reply)
+                discord_marks.append(mark)
+            elif await self.conv.sms.notify(reply.to.id, reply.text, "evaluation"):
+                await self.conv.db.write(mark)
+                # Its answer, a digit, is typed hours later: the menu stays fresh that long.
+                self.conv.offer(f"sms:{reply.to.id}", reply.buttons, SMS_MENU_TTL)
+                sent += 1
+        if discord:
+            await self.deliver(discord)
+            for mark in discord_marks:
+                await self.conv.db.write(mark)
+        return sent + len(discord)
 
     async def due(self) -> tuple[list[Reply], list[Callable[[Any], None]]]:
         """The timed messages due now, and how to mark each as sent (after delivery)."""
@@ -309,11 +336,18 @@ class Agenda:
         lang = self._lang(person)
         key = "actions.eval_reminder" if person.reminder else "actions.eval_ask"
         values = self.item(person.action, lang)
+        buttons = self._rate_buttons(person.action.id)
         if not person.discord_id:
-            return None  # relatives without Discord: no way to answer buttons by SMS yet
-        buttons = [
-            Button(f"act:rate:{person.action.id}:{n}", str(n), "primary") for n in range(1, 6)
-        ]
+            if not person.phone:
+                return None
+            # Checked in by SMS (a relative, or anyone without Discord): a digit answers.
+            key = "actions.sms_eval_reminder" if person.reminder else "actions.sms_eval_ask"
+            return Reply(
+                Target("sms", person.phone),
+                self.conv.t(_register(key, person.relative), lang, a=values),
+                buttons=buttons,
+                ephemeral=False,
+            )
         buttons.append(Button("act:stop", self.conv.t("actions.stop_button", lang)))
         reply = Reply(
             Target("discord", person.discord_id, person.name),
@@ -324,3 +358,120 @@ class Agenda:
         # Typed answers (a number) are matched against the buttons offered last.
         self.conv.offer(f"discord:{person.discord_id}", buttons)
         return reply
+
+    # ------------------------------------------------------------ by SMS
+
+    @staticmethod
+    def _rate_buttons(action_id: int) -> list[Button]:
+        return [Button(f"act:rate:{action_id}:{n}", str(n), "primary") for n in range(1, 6)]
+
+    def _recommend_buttons(self, action_id: int, lang: str) -> list[Button]:
+        return [
+            Button(
+                f"act:rec:{action_id}:{answer}", self.conv.t(f"actions.recommend_{answer}", lang)
+            )
+            for answer in actions.RECOMMEND
+        ]
+
+    async def sms_text(
+        self, person: Person, turn: SmsTurn, text: str, free: bool
+    ) -> list[Reply] | None:
+        """An SMS that belongs to the agenda, else None (the brain goes on as usual).
+
+        A digit (or the words) answering the evaluation menu, the comment that follows it, or an
+        action's code (presence). ``free`` is False for a keyword (OUI): only a menu answer is
+        looked for then, so OUI keeps its meaning everywhere else.
+        """
+        key = f"sms:{turn.number}"
+        me = Target.of(person)
+        participant = turn.state.participant_id
+        menu = self.conv._menu(Person("sms", turn.number, ""))
+        if menu is None and free and participant is not None and text.strip().isdigit():
+            menu = await self._restore_menu(key, participant, turn.lang)  # after a restart
+        if menu is not None:
+            chosen = self.conv._pick(menu, text)
+            self.conv._offered.pop(key, None)  # answered, or something else happened
+            if chosen is not None and chosen.startswith("act:") and participant is not None:
+                self._comments.pop(key, None)
+                return await self._sms_choice(me, key, participant, turn, chosen[4:])
+        comment = self._comments.pop(key, None)
+        if not free or not text.strip():
+            return None
+        if comment is not None and participant is not None and self.now() <= comment[1]:
+            code = await self.conv.db.read(actions.code_of, comment[0])
+            if code is not None:
+                await self.conv.db.write(
+                    actions.record_comment, code, participant, text, self.now()
+                )
+                key_saved = _register("actions.sms_comment_saved", turn.state.relative)
+                return [Reply(me, self.conv.t(key_saved, turn.lang, code=code))]
+        match = _SMS_CODE.match(actions.fold(text).strip(" .!"))
+        if match is None:
+            return None
+        return await self._sms_check_in(me, turn, match.group(1))
+
+    async def _restore_menu(self, key: str, participant: int, lang: str) -> list[Button] | None:
+        """The evaluation menu of someone asked recently, rebuilt from the database."""
+        found = await self.conv.db.read(
+            actions.open_evaluation, participant, self.now() - SMS_MENU_TTL
+        )
+        if found is None:
+            return None
+        action_id, stage = found
+        if stage == "rate":
+            buttons = self._rate_buttons(action_id)
+        else:
+            buttons = self._recommend_buttons(action_id, lang)
+        self.conv.offer(key, buttons, SMS_MENU_TTL)
+        return buttons
+
+    async def _sms_choice(
+        self, me: Target, key: str, participant: int, turn: SmsTurn, arg: str
+    ) -> list[Reply]:
+        """``rate:ID:N`` then ``rec:ID:ANSWER``, typed by SMS."""
+        what, _, rest = arg.partition(":")
+        action_id, _, value = rest.partition(":")
+        lang, relative = turn.lang, turn.state.relative
+        if what == "rate" and action_id.isdigit() and value.isdigit():
+            if await self.conv.db.write(
+                actions.record_rating, int(action_id), participant, int(value)
+            ):
+                buttons = self._recommend_buttons(int(action_id), lang)
+                self.conv.offer(key, buttons, SMS_MENU_TTL)
+                text = self.conv.t(_register("actions.sms_eval_recommend", relative), lang)
+                return [Reply(me, text)]
+        elif (
+            what == "rec"
+            and action_id.isdigit()
+            and await self.conv.db.write(
+                actions.record_recommend, int(action_id), participant, value
+            )
+        ):
+            self._comments[key] = (int(action_id), self.now() + COMMENT_TTL)
+            return [Reply(me, self.conv.t(_register("actions.sms_eval_thanks", relative), lang))]
+        return [Reply(me, self.conv.t(_register("sms.help", relative), lang))]
+
+    async def _sms_check_in(self, me: Target, turn: SmsTurn, code: str) -> list[Reply] | None:
+        """``TOURNOI-0912`` by SMS: presence at the action (its evaluation will come by SMS)."""
+        try:
+            result, relative = await self.conv.db.write(
+                actions.check_in_by_sms,
+                code,
+                turn.phone_hash,
+                turn.number,
+                self.now(),
+                turn.lang,
+            )
+        except ActionError as exc:
+            if exc.key not in ("actions.checkin_too_early", "actions.checkin_over"):
+                return None  # not an action's code after all: read as a question
+            key = _register(exc.key.replace("actions.", "actions.sms_"), turn.state.relative)
+            return [Reply(me, self.conv.t(key, turn.lang, **exc.params))]
+        item = self.item(result.action, turn.lang)
+        key = "actions.sms_checked_in_again" if result.already else "actions.sms_checked_in"
+        return [Reply(me, self.conv.t(_register(key, relative), turn.lang, a=item))]
+
+
+def _register(key: str, relative: bool) -> str:
+    """The "vous" version of an SMS text for a relative."""
+    return f"{key}_vous" if relative else key

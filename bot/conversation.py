@@ -149,8 +149,8 @@ class Conversation:
         self.sms = sms
         self.notifier = notifier
         self.invites = invites
-        # The last menu shown to each person and when: a typed choice answers it only while
-        # nothing else happened since and for MENU_TTL (a stale "1" must not act later).
+        # The last menu shown to each person and until when: a typed choice answers it only
+        # while nothing else happened since and for MENU_TTL (a stale "1" must not act later).
         self._offered: dict[str, tuple[list[Button], datetime]] = {}
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._offered_staff: list[Button] = []
@@ -180,20 +180,21 @@ class Conversation:
         self._offered.pop(person.key, None)
         for item in replies:
             if item.to == Target.of(person) and item.buttons:
-                self._offered[person.key] = (item.buttons, self.clock())
+                self._offered[person.key] = (item.buttons, self.clock() + MENU_TTL)
         return replies
 
-    def offer(self, person_key: str, buttons: list[Button]) -> None:
-        """A menu sent outside a reply (a timed message): a typed number answers it for a while."""
-        self._offered[person_key] = (buttons, self.clock())
+    def offer(self, person_key: str, buttons: list[Button], ttl: timedelta = MENU_TTL) -> None:
+        """A menu sent outside a reply (a timed message): a typed number answers it for ``ttl``
+        (an SMS evaluation is often answered hours later)."""
+        self._offered[person_key] = (buttons, self.clock() + ttl)
 
     def _menu(self, person: Person) -> list[Button] | None:
         """The person's current menu, if it is still fresh."""
         offered = self._offered.get(person.key)
         if offered is None:
             return None
-        buttons, at = offered
-        if self.clock() - at > MENU_TTL:
+        buttons, until = offered
+        if self.clock() > until:
             del self._offered[person.key]
             return None
         return buttons
@@ -280,11 +281,21 @@ class Conversation:
         folded = _fold(text)
         if folded.isdigit() and 1 <= int(folded) <= len(offered):
             return offered[int(folded) - 1].id
+        chosen = None
         if folded in YES:
-            return next((b.id for b in offered if b.id.endswith(":yes")), None)
-        if folded in NO:
-            return next((b.id for b in offered if b.id.endswith(":no")), None)
-        return None
+            chosen = next((b.id for b in offered if b.id.endswith(":yes")), None)
+        elif folded in NO:
+            chosen = next((b.id for b in offered if b.id.endswith(":no")), None)
+        # An action's evaluation answered in words ("peut-être" for the button "Peut-être").
+        words = folded.replace("-", " ")
+        return chosen or next(
+            (
+                b.id
+                for b in offered
+                if b.id.startswith("act:") and _fold(b.label).replace("-", " ") == words
+            ),
+            None,
+        )
 
     async def choice(self, person: Person, button_id: str) -> list[Reply]:
         """A button pressed (Discord) or a numbered choice (console)."""
@@ -470,7 +481,14 @@ class Conversation:
         turn = SmsTurn(number, hashed, state, self.texts.lang_of(state.lang or self.settings.lang))
         if state.joined:
             log.info("sms_participant_joined", participant=state.participant_id)
-        if keyword is not None:
+        # An action's evaluation menu, its comment, or an action's code (check-in). OUI keeps
+        # its meaning for a relative it just made a participant.
+        agenda = None
+        if keyword is None or (keyword is Keyword.YES and not state.joined):
+            agenda = await self.agenda.sms_text(person, turn, text, keyword is None)
+        if agenda is not None:
+            replies = agenda
+        elif keyword is not None:
             replies = await SMS_KEYWORDS[keyword](self, person, turn, text)
         elif not text.strip():
             replies = [self.reply(person, self._register(turn, "sms.help"), turn.lang)]

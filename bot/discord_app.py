@@ -372,6 +372,7 @@ PERMISSIONS = (
     "send_messages",
     "embed_links",
     "attach_files",
+    "manage_events",  # actions mirrored as the server's scheduled events (issue 22)
 )
 
 Findings = list[tuple[bool, str, dict[str, Any]]]

@@ -72,6 +72,8 @@ _SNOWFLAKE_RE = re.compile(r"\d{1,21}")
 _NAME_STRIP = " \t.,;:!?'\"()[]{}<>@#*_~|-"
 
 Deliver = Callable[[list[Reply]], Awaitable[None]]
+# (request, the Discord user, on the server?, the action's code, language) -> the page.
+OnCheckin = Callable[[web.Request, Person, bool, str, "str | None"], Awaitable[web.Response]]
 
 
 class DiscordUnavailable(Exception):
@@ -149,6 +151,8 @@ class Landing:
         self._http = http
         self._own_http = http is None
         self._tasks: set[asyncio.Task[None]] = set()
+        # An action's check-in page (``bot.checkin``) records presence after OAuth2.
+        self.on_checkin: OnCheckin | None = None
         base = self.settings.public_base_url or ""
         self.https = base.startswith("https://")
         self.redirect_uri = f"{base}/oauth/callback"
@@ -440,8 +444,9 @@ class Landing:
         taken = await self.db.write(_take_state, state)
         if taken is None:
             return self._problem(request, "bad_state", 400)
-        code, lang, expires_at, invitation_id = taken
-        retry = f"/r/{code}"
+        code, lang, expires_at, invitation_id, purpose = taken
+        checkin = purpose == "checkin" and self.on_checkin is not None
+        retry = f"/a/{code}" if checkin else f"/r/{code}"
         if datetime.fromisoformat(expires_at) < self.clock():
             response = self._problem(request, "expired", 400, retry=retry, lang=lang)
         elif request.query.get("error"):
@@ -450,6 +455,8 @@ class Landing:
             response = self._problem(request, "bad_state", 400, retry=retry, lang=lang)
         elif not self.settings.discord_oauth_configured:
             response = self._problem(request, "discord", 503, retry=retry, lang=lang)
+        elif checkin:
+            response = await self._identify(request, request.query["code"], code, lang)
         else:
             response = await self._complete(
                 request, request.query["code"], code, lang, invitation_id
@@ -503,6 +510,21 @@ class Landing:
             name=first_name(person.name),
             server_url=f"https://discord.com/channels/{self.settings.discord_guild_id}",
         )
+
+    async def _identify(
+        self, request: web.Request, oauth_code: str, code: str, lang: str | None
+    ) -> web.Response:
+        """A member scanned an action's QR code (``identify`` only): who they are, whether they
+        are on the server; the check-in page records their presence (``on_checkin``)."""
+        assert self.on_checkin is not None
+        try:
+            user = await self._me(await self._exchange(oauth_code))
+            on_server = await self._is_member(user["id"])
+        except DiscordUnavailable:
+            return self._problem(request, "discord", 502, retry=f"/a/{code}", lang=lang)
+        person = Person("discord", user["id"], user["name"], locale=user.get("locale") or lang)
+        log.info("oauth_checkin", on_server=on_server)
+        return await self.on_checkin(request, person, on_server, code, lang)
 
     async def _deliver(self, replies: list[Reply]) -> None:
         assert self.deliver is not None

@@ -237,6 +237,11 @@ class SmsPort(Protocol):
         """The member's first name as an SMS can carry it, to prefill the invitation form."""
         ...
 
+    async def notify(self, number: str, text: str, purpose: str) -> bool:
+        """Queue a message the programme sends on its own (an action's evaluation); False when
+        a rule (opt-out, budget, one-way sender) refuses it."""
+        ...
+
     async def account_reply(self, number: str, text: str) -> str | None:
         """The reply to an inbound SMS, fitted for SMS and counted in the daily budget; None
         past the budget (the staff are alerted once)."""

@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo
 from referrals import codes
 from referrals.errors import RelaisError
 from referrals.models import Campaign
-from referrals.service import campaign_by_code, get_participant, log_event, set_source
+from referrals.service import (
+    by_phone_hash,
+    campaign_by_code,
+    get_participant,
+    insert_participant,
+    log_event,
+    set_source,
+)
 from referrals.timeutil import to_iso
 
 TYPES = ("van", "permanence", "atelier", "tournoi", "sortie", "autre")
@@ -437,6 +444,35 @@ def check_in(
     return CheckIn(action, not updated, new_contact)
 
 
+def check_in_by_sms(
+    conn: sqlite3.Connection, code: str, phone_hash: str, phone: str, now: datetime, lang: str
+) -> tuple[CheckIn, bool]:
+    """Presence of someone who texts the action's code (no Discord): (the check-in, whether
+    they are a relative, addressed as "vous").
+
+    A number Relais does not know becomes a participant whose source is the action; the number
+    is kept on the presence row until their evaluation (by SMS) is over. Nothing is written when
+    the check-in is refused.
+    """
+    participant = by_phone_hash(conn, phone_hash)
+    newcomer = participant is None
+    if participant is None:
+        participant = insert_participant(
+            conn,
+            joined_at=to_iso(now.replace(microsecond=0)),
+            channel="sms",
+            phone_hash=phone_hash,
+            lang=lang,
+        )
+    result = check_in(conn, code, participant.id, now, newcomer)
+    conn.execute(
+        "UPDATE action_people SET phone = ? WHERE action_id = ? AND participant_id = ?"
+        " AND rating IS NULL",
+        (phone, result.action.id, participant.id),
+    )
+    return result, participant.kind == "relative"
+
+
 def rsvp(conn: sqlite3.Connection, code: str, participant_id: int, now: datetime) -> Action:
     """ "J'y vais": recorded, with a reminder the day before."""
     action = action_by_code(conn, code)
@@ -497,22 +533,28 @@ class Recipient:
     discord_id: str | None
     phone: str | None
     lang: str | None
+    relative: bool = False  # addressed as "vous"
     reminder: bool = False  # an evaluation's one reminder
 
 
 _REACHABLE = (
     " JOIN participants p ON p.id = ap.participant_id"
     " WHERE p.erased_at IS NULL AND p.banned = 0 AND p.left_at IS NULL"
-    " AND (p.discord_id IS NOT NULL OR p.phone IS NOT NULL)"
+    " AND (p.discord_id IS NOT NULL OR p.phone IS NOT NULL OR ap.phone IS NOT NULL)"
     " AND NOT EXISTS (SELECT 1 FROM action_opt_outs o WHERE o.participant_id = p.id)"
     " AND NOT (p.phone_hash IS NOT NULL AND EXISTS"
     "   (SELECT 1 FROM opt_outs s WHERE s.phone_hash = p.phone_hash))"
 )
-_PERSON = "ap.participant_id, COALESCE(p.display_name, p.ref), p.discord_id, p.phone, p.lang"
+# The number is the one kept at an SMS check-in (participants hold only its keyed hash).
+_PERSON = (
+    "ap.participant_id, COALESCE(p.display_name, p.ref), p.discord_id,"
+    " COALESCE(ap.phone, p.phone), p.lang, p.kind = 'relative'"
+)
 
 
 def due_reminders(conn: sqlite3.Connection, now: datetime, tz: str) -> list[Recipient]:
-    """RSVPs of actions that start tomorrow (local day) not yet reminded."""
+    """People who said "J'y vais" (or "Intéressé" on Discord) to actions that start tomorrow
+    (local day), not yet reminded."""
     zone = ZoneInfo(tz)
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
     low = datetime.combine(tomorrow, time(), zone)
@@ -523,7 +565,8 @@ def due_reminders(conn: sqlite3.Connection, now: datetime, tz: str) -> list[Reci
             continue
         rows = conn.execute(
             f"SELECT {_PERSON} FROM action_people ap{_REACHABLE}"
-            " AND ap.action_id = ? AND ap.rsvp_at IS NOT NULL AND ap.reminded_at IS NULL",
+            " AND ap.action_id = ? AND (ap.rsvp_at IS NOT NULL OR ap.interested_at IS NOT NULL)"
+            " AND ap.reminded_at IS NULL",
             (action.id,),
         ).fetchall()
         found.extend(Recipient(action, *tuple(row)) for row in rows)
@@ -562,10 +605,42 @@ def due_evaluations(conn: sqlite3.Connection, now: datetime) -> list[Recipient]:
 def mark_asked(conn: sqlite3.Connection, recipient: Recipient, at: str) -> None:
     """The evaluation request (or its reminder) left."""
     column = "eval_reminded_at" if recipient.reminder else "eval_asked_at"
+    # After the one reminder, no message will leave for this evaluation: the number goes.
+    phone = ", phone = NULL" if recipient.reminder else ""
     conn.execute(
-        f"UPDATE action_people SET {column} = ? WHERE action_id = ? AND participant_id = ?",
+        f"UPDATE action_people SET {column} = ?{phone} WHERE action_id = ? AND participant_id = ?",
         (at, recipient.action.id, recipient.participant_id),
     )
+
+
+def clear_phones(conn: sqlite3.Connection, now: datetime) -> int:
+    """Forget the numbers kept for evaluations once the evaluation window is over, the action
+    cancelled, or the number opted out."""
+    return conn.execute(
+        "UPDATE action_people SET phone = NULL WHERE phone IS NOT NULL AND (action_id IN"
+        " (SELECT id FROM actions WHERE ends_at <= ? OR status = 'cancelled')"
+        " OR participant_id IN (SELECT p.id FROM participants p"
+        "   JOIN opt_outs o ON o.phone_hash = p.phone_hash))",
+        (to_iso(now - EVAL_WINDOW),),
+    ).rowcount
+
+
+def open_evaluation(
+    conn: sqlite3.Connection, participant_id: int, since: datetime
+) -> tuple[int, str] | None:
+    """The evaluation this person was asked (or reminded) since ``since`` and has not finished:
+    (action id, ``rate`` or ``recommend``), the latest one."""
+    row = conn.execute(
+        "SELECT action_id, rating IS NULL FROM action_people WHERE participant_id = ?"
+        " AND checked_in_at IS NOT NULL AND recommend IS NULL"
+        " AND MAX(COALESCE(eval_asked_at, ''), COALESCE(eval_reminded_at, '')) >= ?"
+        " ORDER BY MAX(COALESCE(eval_asked_at, ''), COALESCE(eval_reminded_at, '')) DESC"
+        " LIMIT 1",
+        (participant_id, to_iso(since)),
+    ).fetchone()
+    if row is None:
+        return None
+    return int(row[0]), "rate" if row[1] else "recommend"
 
 
 def _evaluable(conn: sqlite3.Connection, action_id: int, participant_id: int) -> bool:
@@ -583,7 +658,8 @@ def record_rating(
     if not 1 <= rating <= 5 or not _evaluable(conn, action_id, participant_id):
         return False
     conn.execute(
-        "UPDATE action_people SET rating = ? WHERE action_id = ? AND participant_id = ?",
+        "UPDATE action_people SET rating = ?, phone = NULL"  # rated: no SMS will follow
+        " WHERE action_id = ? AND participant_id = ?",
         (rating, action_id, participant_id),
     )
     log_event(conn, "action_rated", participant_id, action=action_id)

@@ -45,7 +45,8 @@ TABLES: dict[str, str] = {
     "outbox": "not shown (messages waiting for Discord, deleted once delivered); the person's"
     " waiting messages deleted",
     "actions": "no personal data (the agenda; created_by is a staff name or Discord id)",
-    "action_people": "shown; comment set to NULL (presence, RSVP and rating kept, anonymous)",
+    "action_people": "shown; comment and number (SMS check-in) set to NULL (presence, RSVP and"
+    " rating kept, anonymous)",
     "action_opt_outs": "shown; kept (an id only: no message about actions)",
 }
 
@@ -226,7 +227,8 @@ def erase_participant(conn: sqlite3.Connection, participant_id: int) -> None:
     conn.execute("UPDATE questions SET text = NULL WHERE participant_id = ?", (participant_id,))
     conn.execute("UPDATE handoffs SET text = NULL WHERE participant_id = ?", (participant_id,))
     conn.execute(
-        "UPDATE action_people SET comment = NULL WHERE participant_id = ?", (participant_id,)
+        "UPDATE action_people SET comment = NULL, phone = NULL WHERE participant_id = ?",
+        (participant_id,),
     )
     # Invitations this person sent (their name and link are in the SMS text), and the one that
     # brought them in when they are a relative (their first name is there).

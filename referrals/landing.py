@@ -133,25 +133,28 @@ def new_state(
     lang: str,
     now: datetime,
     invitation_id: int | None = None,
+    purpose: str = "join",
 ) -> None:
-    """A new single-use OAuth2 state (expired ones are removed)."""
+    """A new single-use OAuth2 state (expired ones are removed); ``purpose``: ``join`` (a link's
+    landing page) or ``checkin`` (an action's QR code, for a member already on the server)."""
     conn.execute("DELETE FROM oauth_states WHERE expires_at < ?", (now.isoformat(),))
     conn.execute(
-        "INSERT INTO oauth_states (state, code, lang, expires_at, invitation_id)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (state, code, lang, (now + STATE_TTL).isoformat(), invitation_id),
+        "INSERT INTO oauth_states (state, code, lang, expires_at, invitation_id, purpose)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (state, code, lang, (now + STATE_TTL).isoformat(), invitation_id, purpose),
     )
 
 
 def take_state(
     conn: sqlite3.Connection, state: str
-) -> tuple[str, str | None, str, int | None] | None:
-    """Consume a state (single use): its code, language, expiry and invitation."""
+) -> tuple[str, str | None, str, int | None, str] | None:
+    """Consume a state (single use): its code, language, expiry, invitation and purpose."""
     row = conn.execute(
-        "DELETE FROM oauth_states WHERE state = ? RETURNING code, lang, expires_at, invitation_id",
+        "DELETE FROM oauth_states WHERE state = ?"
+        " RETURNING code, lang, expires_at, invitation_id, purpose",
         (state,),
     ).fetchone()
-    return (row[0], row[1], row[2], row[3]) if row else None
+    return (row[0], row[1], row[2], row[3], row[4]) if row else None
 
 
 def store_callback(

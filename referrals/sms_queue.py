@@ -206,6 +206,29 @@ def queue_invitation(
     return invitation_id
 
 
+def queue_message(
+    conn: sqlite3.Connection,
+    *,
+    number: str,
+    hashed: str,
+    body: str,
+    purpose: str,
+    segments: int,
+    created: str,
+    leaves: str,
+    day: str,
+) -> int:
+    """A message that is not an invitation (an action's evaluation) in the queue; its id."""
+    cursor = conn.execute(
+        "INSERT INTO outbound_sms (to_phone, phone_hash, body, purpose, status, not_before,"
+        " created_at, updated_at, budget_day, segments)"
+        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        (number, hashed, body, purpose, leaves, created, created, day, segments),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
 def record_reply(
     conn: sqlite3.Connection,
     hashed: str,

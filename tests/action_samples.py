@@ -70,5 +70,10 @@ ACTION_SAMPLES: dict[str, dict[str, Any]] = {
         "answer",
         "answer_none",
         "full",
+        *(
+            f"sms_{name}{register}"
+            for name in ("checked_in", "checked_in_again", "eval_ask", "eval_reminder")
+            for register in ("", "_vous")
+        ),
     )
 }

@@ -8,7 +8,7 @@ delivery router, like every reply addressed to someone else.)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -142,10 +142,40 @@ class EventsCog(RelaisCog):
     async def on_scheduled_event_update(
         self, before: discord.ScheduledEvent, after: discord.ScheduledEvent
     ) -> None:
-        """Cancelled in Discord: the action is cancelled too."""
-        if after.status is not discord.EventStatus.cancelled:
+        """Cancelled in Discord: the action is cancelled too; changed (name, place, times):
+        the action follows (our own changes come back unchanged)."""
+        if after.status is discord.EventStatus.cancelled:
+            await self._cancel_from_discord(after)
+        elif after.status is discord.EventStatus.scheduled:
+            await self._update_from_discord(after)
+
+    async def _update_from_discord(self, event: discord.ScheduledEvent) -> None:
+        action = await self.conversation.db.read(actions.action_by_event, str(event.id))
+        if action is None or action.cancelled:
             return
-        await self._cancel_from_discord(after)
+        tz = self.bot.settings.tz
+        start = event.start_time.astimezone(UTC)
+        end = (event.end_time or start + (action.end - action.start)).astimezone(UTC)
+        local = "%Y-%m-%d %H:%M"
+        values = ActionInput(
+            title=event.name if event.name != action.title else None,
+            # Our events show the programme's name when the action has no place.
+            place=event.location
+            if (event.location or None) not in (action.place, self._location(action))
+            else None,
+            start=start.astimezone(ZoneInfo(tz)).strftime(local) if start != action.start else None,
+            end=end.astimezone(ZoneInfo(tz)).strftime(local) if end != action.end else None,
+        )
+        try:
+            await self.conversation.db.write(
+                actions.update_action,
+                action.code,
+                values,
+                tz=tz,
+                now=self.conversation.agenda.now(),
+            )
+        except ActionError as exc:  # a date in the past...: the action stays as it was
+            log.info("scheduled_event_update_ignored", event_id=event.id, reason=exc.key)
 
     @commands.Cog.listener()
     async def on_scheduled_event_delete(self, event: discord.ScheduledEvent) -> None:
@@ -184,7 +214,7 @@ class EventsCog(RelaisCog):
             str(user.id), user.display_name, None
         )
         await self.conversation.db.write(
-            actions.interested, action.id, member.id, datetime.now(UTC), on
+            actions.interested, action.id, member.id, self.conversation.agenda.now(), on
         )
 
 

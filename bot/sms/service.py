@@ -61,6 +61,8 @@ RECONCILE_WINDOW = timedelta(hours=6)
 PRICE_DELAY = timedelta(hours=1)
 PRICE_BATCH = 20
 OPTED_OUT_ERROR = sms_queue.OPTED_OUT_ERROR
+# Messages that wait in the queue and respect quiet hours where the recipient lives.
+QUEUED_PURPOSES = ("invitation", "evaluation")
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class SmsService:
         """For the claim: when a due invitation must still wait where its recipient lives."""
 
         def hold(to: str, purpose: str) -> tuple[str, str] | None:
-            if purpose != "invitation":
+            if purpose not in QUEUED_PURPOSES:
                 return None  # replies answer a message the person just sent; tests are on demand
             leaves = self._not_before(now, to)
             if leaves <= now:
@@ -336,6 +338,49 @@ class SmsService:
             )
         self._wake.set()
         return InvitationOutcome(invitation_id, status, not_before)
+
+    async def notify(self, number: str, text: str, purpose: str) -> bool:
+        """Queue a message the programme sends on its own (``evaluation``: an action's
+        evaluation): never to an opted-out number, within the daily budget (segments), and
+        leaving outside quiet hours where the recipient lives. False when a rule refuses it, or
+        when the sender is one-way (the person could not answer); nothing is queued then.
+        """
+        if self.one_way_sender:
+            return False
+        try:
+            number = self.normalize_number(number)
+        except SmsRefused:
+            return False
+        hashed = self.hash(number)
+        body = gsm.fit(text, MAX_SEGMENTS)
+        segments = gsm.count_segments(body).segments
+        now = self.clock()
+        not_before = self._not_before(now, number)
+        day = self._budget_day(not_before)
+        rules, tz = self._rules, self.settings.tz
+
+        def run(conn: sqlite3.Connection) -> int:
+            sms_queue.check_rules(conn, rules, None, hashed, now, tz, day, segments)
+            return sms_queue.queue_message(
+                conn,
+                number=number,
+                hashed=hashed,
+                body=body,
+                purpose=purpose,
+                segments=segments,
+                created=_iso(now),
+                leaves=_iso(not_before),
+                day=day,
+            )
+
+        try:
+            outbound_id = await self.db.write(run)
+        except SmsRefused as exc:
+            log.info("sms_notice_refused", purpose=purpose, reason=exc.key)
+            return False
+        log.info("sms_notice_queued", outbound=outbound_id, purpose=purpose)
+        self._wake.set()
+        return True
 
     # ------------------------------------------------------------ the outbound queue
 

@@ -41,6 +41,10 @@ class AgendaStory:
         self.agenda = story.app.conversation.agenda
         self.agenda.clock = clock
         self.agenda.deliver = self._deliver
+        # One time for the whole engine: menus, the SMS queue (quiet hours where the recipient
+        # lives, the budget's day).
+        story.app.conversation.clock = clock
+        story.app.sms.clock = clock
 
     @classmethod
     async def open(cls, tmp_path: Path, start: str, **overrides: object) -> AgendaStory:
@@ -49,6 +53,7 @@ class AgendaStory:
         if quiet is not None:  # Story turns quiet hours off; the agenda reads its engine's
             conversation = story.app.conversation
             conversation.settings = replace(conversation.settings, sms_quiet_hours=quiet)
+            story.app.sms.settings = replace(story.app.sms.settings, sms_quiet_hours=quiet)
         clock = Clock(datetime.now(UTC))
         clock.set(start)
         return cls(story, clock)
@@ -65,6 +70,7 @@ class AgendaStory:
         buffer = self.story.buffer
         start = buffer.tell()
         await self.agenda.tick()
+        await self.story.app.sms.dispatch_due()  # an SMS evaluation leaves when it may
         buffer.seek(start)
         printed = buffer.read()
         buffer.seek(0, io.SEEK_END)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from fake_discord import BOT_ID, GUILD_ID, WAIT, FakeDiscord, LiveBot, RestCall, user_payload
 
 from referrals import actions
@@ -243,3 +244,114 @@ async def test_without_the_manage_events_permission_the_action_still_exists(
     assert events.events == {}
     row = await live.app.db.fetchone("SELECT discord_event_id FROM actions")
     assert row is not None and row[0] is None
+
+
+async def test_discord_check_names_the_manage_events_permission(
+    fake_discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from fake_discord import BOT_PERMISSIONS, P_MANAGE_EVENTS, live_settings
+
+    from bot.cli import Context
+    from bot.discord_app import cmd_discord_check
+
+    fake_discord.add_member(STAFF_ID, "marie", staff=True)
+    ctx = Context(live_settings(), argparse.Namespace(guild=None, db=None))
+    granted = ctx.t("discord.check.permission", name=ctx.t("discord.perm.manage_events"))
+    assert await cmd_discord_check(ctx) == 0
+    assert granted in capsys.readouterr().out
+    fake_discord.set_bot_permissions(BOT_PERMISSIONS & ~P_MANAGE_EVENTS)
+    assert await cmd_discord_check(ctx) == 1
+    out = capsys.readouterr().out
+    missing = ctx.t("discord.check.permission_missing", name=ctx.t("discord.perm.manage_events"))
+    assert missing in out and "Gérer les événements" in missing
+    assert ctx.t("discord.check.problems", count=1) in out  # only that one
+
+
+async def test_interested_in_discord_gets_the_reminder_dm_the_day_before(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    events = ScheduledEvents(fake_discord)
+    fake_discord.add_member(STAFF_ID, "marie", staff=True)
+    await fake_discord.join(LEA_ID, "lea")
+    agenda = live.app.conversation.agenda
+    now = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    agenda.clock = lambda: now  # 10:00 in Paris
+    start = (now + timedelta(days=2)).replace(hour=14)
+    exchange = await fake_discord.slash(
+        "action",
+        STAFF_ID,
+        {
+            "type": "atelier",
+            "titre": "Atelier CV",
+            "debut": local(start),
+            "fin": local(start + timedelta(hours=2)),
+        },
+    )
+    await exchange.wait(2)
+    await fake_discord.wait_until(lambda: len(events.events) == 1)
+    (event_id,) = events.events
+    await fake_discord.dispatch(
+        "GUILD_SCHEDULED_EVENT_USER_ADD",
+        {"guild_id": str(GUILD_ID), "guild_scheduled_event_id": event_id, "user_id": str(LEA_ID)},
+    )
+
+    async def interested() -> bool:
+        row = await live.app.db.fetchone(
+            "SELECT COUNT(*) FROM action_people WHERE interested_at IS NOT NULL"
+        )
+        return bool(row[0])
+
+    await eventually(interested)
+    before = len(fake_discord.dms_to(LEA_ID))
+    # Two days before: nothing. The day before (not in quiet hours): one DM, once.
+    assert await agenda.tick() == 0
+    day_before = start.astimezone(ZoneInfo("Europe/Paris")) - timedelta(days=1)
+    agenda.clock = lambda: day_before.replace(hour=10).astimezone(UTC)
+    assert await agenda.tick() == 1
+    assert await agenda.tick() == 0
+    await fake_discord.wait_until(lambda: len(fake_discord.dms_to(LEA_ID)) == before + 1)
+    reminder = fake_discord.dms_to(LEA_ID)[-1]["content"]
+    assert "Rappel : demain, Atelier CV" in reminder
+
+
+async def test_an_event_changed_in_discord_changes_the_action(
+    fake_discord: FakeDiscord, live: LiveBot
+) -> None:
+    events = ScheduledEvents(fake_discord)
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    event = events.payload(
+        "800000000000000098",
+        {
+            "name": "Tournoi",
+            "scheduled_start_time": start.isoformat(),
+            "scheduled_end_time": (start + timedelta(hours=2)).isoformat(),
+            "entity_metadata": {"location": "Gymnase"},
+        },
+        creator=STAFF_ID,
+    )
+    await fake_discord.dispatch("GUILD_SCHEDULED_EVENT_CREATE", event)
+    db = live.app.db
+
+    async def imported() -> bool:
+        return await db.read(actions.action_by_event, event["id"]) is not None
+
+    await eventually(imported)
+    later = start + timedelta(hours=3)
+    changed = {
+        **event,
+        "name": "Tournoi FIFA",
+        "scheduled_start_time": later.isoformat(),
+        "scheduled_end_time": (later + timedelta(hours=2)).isoformat(),
+        "entity_metadata": {"location": "Gymnase Nord"},
+    }
+    await fake_discord.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", changed)
+
+    async def moved() -> bool:
+        found = await db.read(actions.action_by_event, event["id"])
+        return found is not None and found.start == later
+
+    await eventually(moved)
+    found = await db.read(actions.action_by_event, event["id"])
+    assert found is not None and (found.title, found.place) == ("Tournoi FIFA", "Gymnase Nord")
