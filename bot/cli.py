@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from bot.context import (
     USER_ERROR,
     CliError,
     Context,
-    decode_csv,
+    csv_encoding,
     parse_day,
     period_text,
     read_csv_file,
@@ -42,8 +43,9 @@ async def cmd_import(ctx: Context) -> int:
     data = await read_csv_file(ctx)
     db = await ctx.open_db()
     try:
-        text = decode_csv(ctx, data)
-        count = await db.call(csvio.import_rows, text, ctx.settings.tz)
+        # Decoded while it is read, row batch by row batch: never the whole file as text.
+        stream = io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(ctx, data), newline="")
+        count = await db.call(csvio.import_rows, stream, ctx.settings.tz, None, data.count(b"\n"))
     except ImportRejected as exc:
         lines = [ctx.t("import.rejected", count=len(exc.problems))]
         lines += [
