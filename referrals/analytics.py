@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from referrals import stats
 from referrals.stats import WINDOW_SECONDS, _and, _rate, _where, window_cutoff
 from referrals.timeutil import parse_datetime, to_iso, utc_offsets
 
@@ -60,14 +61,44 @@ def compute(
     Weeks are the programme's (Monday 00:00 in ``tz``)."""
     snap = snapshot(conn)
     return {
-        "sources": sources(conn, since, until),
+        "sources": sources(conn, since, until, snap=snap),
         "timeline": timeline(conn, since, until, tz, now, snap=snap),
         "campaigns": campaigns(conn, since, until),
         "channel_comparison": channel_comparison(conn, since, until, snap=snap),
         "cohorts": cohorts(conn, since, until, tz, snap=snap),
         "implausible": implausible(conn, since, until, now),
-        "covered": covered(conn, since, until, tz, now),
+        "covered": covered(conn, since, until, tz, now, snap=snap),
     }
+
+
+def staff_figures(
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    tz: str = "UTC",
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What ``/stats``, ``relais report`` and the weekly post show: SPEC §6 figures
+    (``stats.compute``) and the analytics (``compute``), from one pass over the participants."""
+    snap = snapshot(conn)
+    cutoff = window_cutoff(conn, since, until)
+    windowed: float | None = None
+    if cutoff is not None:
+        observed = snap.period(since, until) & (snap.joined <= _epoch(cutoff))
+        if count := int(observed.sum()):
+            recruits = int(snap.recruits_within_window()[observed].sum())
+            windowed = round(recruits / count, 4)
+    figures = stats.compute(conn, since, until, recruits_30d=windowed)
+    extra = {
+        "sources": sources(conn, since, until, snap=snap),
+        "timeline": timeline(conn, since, until, tz, now, snap=snap),
+        "campaigns": campaigns(conn, since, until),
+        "channel_comparison": channel_comparison(conn, since, until, snap=snap),
+        "cohorts": cohorts(conn, since, until, tz, snap=snap),
+        "implausible": implausible(conn, since, until, now),
+        "covered": covered(conn, since, until, tz, now, snap=snap),
+    }
+    return figures, extra
 
 
 def plausible_until(now: datetime | None = None) -> str:
@@ -89,13 +120,23 @@ def covered(
     until: str | None = None,
     tz: str = "UTC",
     now: datetime | None = None,
+    *,
+    snap: Snapshot | None = None,
 ) -> dict[str, str] | None:
     """The local days of the first and the last plausible join: the period the data cover."""
-    where, params = _plausible_where(since, until, now)
-    low, high = conn.execute(
-        f"SELECT MIN(p.joined_at), MAX(p.joined_at) FROM participants p{where}", params
-    ).fetchone()
-    first, last = parse_datetime(low or ""), parse_datetime(high or "")
+    if snap is None:
+        where, params = _plausible_where(since, until, now)
+        low, high = conn.execute(
+            f"SELECT MIN(p.joined_at), MAX(p.joined_at) FROM participants p{where}", params
+        ).fetchone()
+        first, last = parse_datetime(low or ""), parse_datetime(high or "")
+    else:
+        mask = snap.period(since, until)
+        mask &= snap.joined >= _epoch(PLAUSIBLE_FROM)
+        mask &= snap.joined < _epoch(plausible_until(now))
+        times = snap.joined[mask]
+        first = datetime.fromtimestamp(int(times.min()), UTC) if len(times) else None
+        last = datetime.fromtimestamp(int(times.max()), UTC) if len(times) else None
     if first is None or last is None:
         return None
     zone = ZoneInfo(tz)
@@ -127,9 +168,16 @@ def implausible(
 
 
 def sources(
-    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    snap: Snapshot | None = None,
 ) -> dict[str, int]:
     """Number of participants per source (peer, sms, campaign, organic), all four present."""
+    if snap is not None:
+        counts = np.bincount(snap.source[snap.period(since, until)], minlength=len(SOURCES))
+        return {name: int(counts[i]) for i, name in enumerate(SOURCES)}
     where, params = _where(since, until, "p")
     counted = dict.fromkeys(SOURCES, 0)
     for source, count in conn.execute(
@@ -493,7 +541,7 @@ class Snapshot:
     present: np.ndarray  # bool: an id in use
     referrer: np.ndarray  # int64, 0 for none
     wave: np.ndarray  # int64
-    delay: np.ndarray  # float64 seconds, 9e300 (never within a window) for none
+    within: np.ndarray  # bool: brought in within 30 days of their referrer's join
     joined: np.ndarray  # int64 Unix time (UTC), _NO_TIME when unreadable
     enrolled: np.ndarray  # bool
     source: np.ndarray  # int8 index into SOURCES
@@ -519,7 +567,7 @@ class Snapshot:
 
     def recruits_within_window(self) -> np.ndarray:
         """How many people each participant brought in within 30 days of their own join."""
-        recruits = self.present & (self.referrer > 0) & (self.delay <= WINDOW_SECONDS)
+        recruits = self.present & (self.referrer > 0) & self.within
         return np.bincount(self.referrer[recruits], minlength=self.length)
 
     def period(self, since: str | None, until: str | None) -> np.ndarray:
@@ -551,46 +599,47 @@ def _epoch(iso: str) -> int:
     return int(value.timestamp()) if value is not None else _NO_TIME
 
 
+# unixepoch() (SQLite 3.38) reads a date in half the time strftime('%s') takes.
+_EPOCH_SQL = (
+    "unixepoch(joined_at)"
+    if sqlite3.sqlite_version_info >= (3, 38)
+    else "CAST(strftime('%s', joined_at) AS INTEGER)"
+)
+
+
 def snapshot(conn: sqlite3.Connection) -> Snapshot:
-    """Every participant's referrer, wave, delay, join time, enrolment and source, in one scan."""
+    """Every participant's referrer, wave, join time, enrolment and source, in one scan.
+
+    Three integer columns a row (the id and referrer in one, the small figures in another):
+    turning SQLite's values into Python objects is the cost of the whole pass."""
     top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples, whatever the connection's factory
     rows = np.fromiter(
         cursor.execute(
-            "SELECT id, COALESCE(referrer_id, 0), wave, COALESCE(referral_delay_s, 9e300),"
-            f" COALESCE(CAST(strftime('%s', joined_at) AS INTEGER), {_NO_TIME}),"
-            f" enrolled_at IS NOT NULL, {_SOURCE_CODE_SQL} FROM participants"
+            "SELECT id * 4294967296 + COALESCE(referrer_id, 0),"
+            f" COALESCE({_EPOCH_SQL}, {_NO_TIME}),"
+            f" wave * 16 + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
+            f" + ({_SOURCE_CODE_SQL}) * 2 + (enrolled_at IS NOT NULL) FROM participants"
         ),
-        dtype=np.dtype(
-            [
-                ("id", np.int64),
-                ("referrer", np.int64),
-                ("wave", np.int64),
-                ("delay", np.float64),
-                ("joined", np.int64),
-                ("enrolled", np.bool_),
-                ("source", np.int8),
-            ]
-        ),
+        dtype=np.dtype([("ids", np.int64), ("joined", np.int64), ("small", np.int64)]),
     )
-    ids = rows["id"]
+    ids = rows["ids"] >> 32
+    small = rows["small"]
 
-    def spread(column: str, dtype: Any, fill: Any) -> np.ndarray:
+    def spread(values: np.ndarray, dtype: Any, fill: Any) -> np.ndarray:
         out = np.full(top + 1, fill, dtype=dtype)
-        out[ids] = rows[column]
+        out[ids] = values
         return out
 
-    present = np.zeros(top + 1, dtype=np.bool_)
-    present[ids] = True
     return Snapshot(
-        present=present,
-        referrer=spread("referrer", np.int64, 0),
-        wave=spread("wave", np.int64, 0),
-        delay=spread("delay", np.float64, 9e300),
-        joined=spread("joined", np.int64, _NO_TIME),
-        enrolled=spread("enrolled", np.bool_, False),
-        source=spread("source", np.int8, 3),
+        present=spread(np.ones(len(ids), dtype=np.bool_), np.bool_, False),
+        referrer=spread(rows["ids"] & 0xFFFFFFFF, np.int64, 0),
+        wave=spread(small >> 4, np.int64, 0),
+        within=spread((small >> 3) & 1, np.bool_, False),
+        joined=spread(rows["joined"], np.int64, _NO_TIME),
+        enrolled=spread(small & 1, np.bool_, False),
+        source=spread((small >> 1) & 3, np.int8, 3),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import analytics_reference as reference
 import pytest
 
-from referrals import analytics, csvio
+from referrals import analytics, csvio, stats
 from referrals.store import Database
 
 HEADER = "participant,referrer,joined_at,channel,kind,enrolled_at\n"
@@ -73,6 +73,10 @@ async def same_figures(db: Database, periods: list[tuple[str | None, str | None]
         assert await db.read(analytics.channel_comparison, since, until) == await db.read(
             reference.channel_comparison, since, until
         )
+        # What /stats, the report and the weekly post read: one pass, the same figures.
+        figures, extra = await db.read(analytics.staff_figures, since, until, "Europe/Paris", NOW)
+        assert figures == await db.read(stats.compute, since, until)
+        assert extra == await db.read(reference.compute, since, until, "Europe/Paris", NOW)
     row = await db.fetchone("SELECT COALESCE(MAX(id), 0) + 1 FROM participants")
     assert row is not None
     top = int(row[0])
