@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import logging
 import os
@@ -18,10 +17,8 @@ from bot.context import (
     USER_ERROR,
     CliError,
     Context,
-    csv_encoding,
     parse_day,
     period_text,
-    read_csv_file,
     write_atomically,
 )
 from bot.logging import configure_logging, get_logger, open_log
@@ -40,21 +37,30 @@ log = get_logger(__name__)
 async def cmd_import(ctx: Context) -> int:
     """``relais import FILE.csv``: all or nothing."""
     path = Path(ctx.args.file)
-    data = await read_csv_file(ctx)
-    db = await ctx.open_db()
     try:
-        # Decoded while it is read, row batch by row batch: never the whole file as text.
-        stream = io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(ctx, data), newline="")
-        count = await db.call(csvio.import_rows, stream, ctx.settings.tz, None, data.count(b"\n"))
+        try:
+            encoding, lines = await asyncio.to_thread(csvio.detect_file_encoding, path)
+            # Read and decoded while it is imported, batch by batch: never held whole.
+            stream = await asyncio.to_thread(path.open, encoding=encoding, newline="")
+        except OSError as exc:
+            raise CliError(
+                ctx.t("import.cannot_read", path=str(path), reason=exc.strerror or exc)
+            ) from exc
+        if encoding == "cp1252":
+            print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
+        with stream:
+            db = await ctx.open_db()
+            try:
+                count = await db.call(csvio.import_rows, stream, ctx.settings.tz, None, lines)
+            finally:
+                await db.close()
     except ImportRejected as exc:
-        lines = [ctx.t("import.rejected", count=len(exc.problems))]
-        lines += [
+        problems = [ctx.t("import.rejected", count=len(exc.problems))]
+        problems += [
             "  " + ctx.t(problem.key, line=problem.line, **problem.params)
             for problem in exc.problems
         ]
-        raise CliError(f"{path}: " + "\n".join(lines)) from exc
-    finally:
-        await db.close()
+        raise CliError(f"{path}: " + "\n".join(problems)) from exc
     print(ctx.t("import.done", count=count, path=str(path)), file=sys.stderr)
     return 0
 

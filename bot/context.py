@@ -113,14 +113,9 @@ async def read_csv_file(ctx: Context) -> bytes:
         ) from exc
 
 
-def csv_encoding(ctx: Context, data: bytes) -> str:
-    """The CSV's encoding: UTF-8 (with or without BOM) or French Excel's cp1252, said when it is."""
+def decode_csv(ctx: Context, data: bytes) -> str:
+    """The CSV's text: UTF-8 (with or without BOM) or French Excel's cp1252, said when it is."""
     encoding = csvio.detect_encoding(data)
     if encoding == "cp1252":
         print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
-    return encoding
-
-
-def decode_csv(ctx: Context, data: bytes) -> str:
-    """The CSV's text (``csv_encoding``)."""
-    return data.decode(csv_encoding(ctx, data))
+    return data.decode(encoding)

@@ -6,6 +6,7 @@ with any problem leaves the database untouched, and every problem is named with 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -16,6 +17,7 @@ from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -61,6 +63,36 @@ def detect_encoding(data: bytes) -> str:
 # In French or English text saved as cp1252, accented letters stand between ASCII letters
 # ("Hélène", "Noël"); three bytes above 0x7F in a row are another encoding or binary.
 _NON_ASCII_RUN = re.compile(rb"[\x80-\xff]{3}")
+
+
+FILE_CHUNK = 1 << 20
+
+
+def detect_file_encoding(path: Path) -> tuple[str, int]:
+    """``detect_encoding`` for a file read in 1 MiB chunks (a million-row file is never held
+    whole), and the number of line ends it has (an estimate of its rows)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    utf8 = True
+    with path.open("rb") as handle:
+        while chunk := handle.read(FILE_CHUNK):
+            lines += chunk.count(b"\n")
+            if b"\x00" in chunk:
+                raise ImportRejected([ImportProblem("import.not_text")])
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    if utf8:
+        return "utf-8-sig", lines
+    # Not UTF-8: what French Excel writes (small files); checked whole, as before.
+    return detect_encoding(path.read_bytes()), lines
 
 
 def decode(data: bytes) -> str:

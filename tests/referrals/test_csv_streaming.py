@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,20 @@ def test_a_cycle_behind_a_waiting_chain_is_named_once() -> None:
     assert [(p.key, p.line, p.params) for p in caught.value.problems] == [
         ("import.cycle", 3, {"lines": "3, 4"})
     ]
+
+
+def test_file_encoding_read_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chunks of 3 bytes split "é" (2 bytes in UTF-8) across reads: still UTF-8.
+    monkeypatch.setattr(csvio, "FILE_CHUNK", 3)
+    text = HEADER + "Hélène,,2026-01-01T00:00:00+00:00,,,\nNoël,Hélène,2026-01-02,,,\n"
+    utf8, excel, binary = tmp_path / "u.csv", tmp_path / "e.csv", tmp_path / "b.csv"
+    utf8.write_bytes(text.encode("utf-8"))
+    excel.write_bytes(text.encode("cp1252"))
+    binary.write_bytes(b"participant\n\x00\x01")
+    assert csvio.detect_file_encoding(utf8) == ("utf-8-sig", 3)
+    assert csvio.detect_file_encoding(excel) == ("cp1252", 3)
+    with pytest.raises(ImportRejected):
+        csvio.detect_file_encoding(binary)
+    # A file cut in the middle of a UTF-8 letter is not UTF-8.
+    utf8.write_bytes(text.encode("utf-8")[:-1] + "é".encode()[:1])
+    assert csvio.detect_file_encoding(utf8)[0] == "cp1252"
