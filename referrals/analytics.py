@@ -88,7 +88,9 @@ def staff_figures(
         if count := int(observed.sum()):
             recruits = int(snap.recruits_within_window()[observed].sum())
             windowed = round(recruits / count, 4)
-    figures = stats.compute(conn, since, until, recruits_30d=windowed)
+    figures = stats.compute(
+        conn, since, until, recruits_30d=windowed, top=top_referrers(conn, snap, since, until)
+    )
     extra = {
         "sources": sources(conn, since, until, snap=snap),
         "timeline": timeline(conn, since, until, tz, now, snap=snap),
@@ -112,6 +114,45 @@ def _plausible_where(
     where, params = _where(since, until, "p")
     where = _and(where, "p.joined_at >= ? AND p.joined_at < ?")
     return where, [*params, PLAUSIBLE_FROM, plausible_until(now)]
+
+
+def top_referrers(
+    conn: sqlite3.Connection, snap: Snapshot, since: str | None, until: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """``stats.top_referrers`` from the arrays: recruits counted in one bincount, then only the
+    people who could be on the board (as many as the tenth, ties included) ordered in SQL's
+    own terms (recruits, join text, id)."""
+    chosen = snap.period(since, until) & (snap.referrer > 0)
+    counts = np.bincount(snap.referrer[chosen], minlength=snap.length)
+    counts[~snap.active] = 0
+    candidates = np.flatnonzero(counts)
+    if not len(candidates):
+        return [], 0
+    shown = stats.TOP_REFERRERS
+    if len(candidates) > shown:
+        floor = np.partition(counts[candidates], -shown)[-shown]
+        candidates = candidates[counts[candidates] >= floor]
+    people: list[tuple[int, str, int, str]] = []
+    for start in range(0, len(candidates), 500):
+        chunk = [int(pid) for pid in candidates[start : start + 500]]
+        marks = ",".join("?" * len(chunk))
+        people += [
+            (-int(counts[pid]), joined, pid, ref)
+            for pid, ref, joined in conn.execute(
+                f"SELECT id, ref, joined_at FROM participants WHERE id IN ({marks})", chunk
+            )
+        ]
+    people.sort()
+    top: list[dict[str, Any]] = []
+    for position, (negative, _joined, _pid, ref) in enumerate(people[:shown], start=1):
+        recruits = -negative
+        rank = top[-1]["rank"] if top and top[-1]["recruits"] == recruits else position
+        top.append({"participant": ref, "recruits": recruits, "rank": rank})
+    more_tied = 0
+    if len(people) > shown:
+        last = people[shown - 1][0]
+        more_tied = sum(1 for person in people[shown:] if person[0] == last)
+    return top, more_tied
 
 
 def covered(
@@ -545,6 +586,7 @@ class Snapshot:
     joined: np.ndarray  # int64 Unix time (UTC), _NO_TIME when unreadable
     enrolled: np.ndarray  # bool
     source: np.ndarray  # int8 index into SOURCES
+    active: np.ndarray  # bool: not left, banned or erased (leaderboards)
 
     @property
     def length(self) -> int:
@@ -619,8 +661,9 @@ def snapshot(conn: sqlite3.Connection) -> Snapshot:
         cursor.execute(
             "SELECT id * 4294967296 + COALESCE(referrer_id, 0),"
             f" COALESCE({_EPOCH_SQL}, {_NO_TIME}),"
-            f" wave * 16 + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
-            f" + ({_SOURCE_CODE_SQL}) * 2 + (enrolled_at IS NOT NULL) FROM participants"
+            f" wave * 64 + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
+            f" + ({_SOURCE_CODE_SQL}) * 2 + (enrolled_at IS NOT NULL)"
+            f" + ({stats.ACTIVE_SQL.replace('r.', '')}) * 32 FROM participants"
         ),
         dtype=np.dtype([("ids", np.int64), ("joined", np.int64), ("small", np.int64)]),
     )
@@ -635,11 +678,12 @@ def snapshot(conn: sqlite3.Connection) -> Snapshot:
     return Snapshot(
         present=spread(np.ones(len(ids), dtype=np.bool_), np.bool_, False),
         referrer=spread(rows["ids"] & 0xFFFFFFFF, np.int64, 0),
-        wave=spread(small >> 4, np.int64, 0),
+        wave=spread(small >> 6, np.int64, 0),
         within=spread((small >> 3) & 1, np.bool_, False),
         joined=spread(rows["joined"], np.int64, _NO_TIME),
         enrolled=spread(small & 1, np.bool_, False),
         source=spread((small >> 1) & 3, np.int8, 3),
+        active=spread((small >> 5) & 1, np.bool_, False),
     )
 
 

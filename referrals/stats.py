@@ -47,6 +47,7 @@ def compute(
     until: str | None = None,
     *,
     recruits_30d: float | None = _UNSET,
+    top: tuple[list[dict[str, Any]], int] | None = None,
 ) -> dict[str, Any]:
     """Every figure of SPEC §6 over the participants who joined in [since, until).
 
@@ -88,7 +89,7 @@ def compute(
         name = channel or "unknown"
         counted[name] = counted.get(name, 0) + count
     channels = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
-    top, more_tied = top_referrers(conn, since, until)
+    top_list, more_tied = top or top_referrers(conn, since, until)
     return {
         "participants": participants,
         "seeds": seeds,
@@ -104,7 +105,7 @@ def compute(
         "enrolled": enrolled,
         "enrollment_rate_referred": _rate(enrolled_referred, referred),
         "enrollment_rate_seeds": _rate(enrolled_seeds, seeds),
-        "top_referrers": top,
+        "top_referrers": top_list,
         "top_referrers_more_tied": more_tied,
         "invitations": invitations(conn, since, until),
         "recruits_30d": (
