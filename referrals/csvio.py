@@ -213,9 +213,9 @@ class _Loader:
         self.problems: list[ImportProblem] = []
         self.first_id, self.stored = 1, False  # read once the header is known good
         self.index: dict[str, int] = {}  # ref -> position in the file (id - first_id)
-        self.lines = array("l")
+        self.lines = array("I")
         self.stamps = array("d")
-        self.waves = array("l")  # -1: not placed yet (its referrer comes later)
+        self.waves = array("i")  # -1: not placed yet (its referrer comes later)
         self.roots = array("q")
         # Rows waiting for a referrer not placed yet: referrer ref -> [(position, line, row)].
         self.waiting: dict[str, list[tuple[int, int, tuple[Any, ...]]]] = {}
@@ -223,6 +223,12 @@ class _Loader:
         self.campaigns: dict[str, int | None] = {}
         self.first_joined = ""
         self.written = 0
+
+    def release(self) -> None:
+        """Drop what the pass kept about every row (the caller may run long after it)."""
+        self.index = {}
+        self.lines, self.stamps = array("I"), array("d")
+        self.waves, self.roots = array("i"), array("q")
 
     def problem(self, key: str, line: int, **params: str) -> None:
         self.problems.append(ImportProblem(key, line, **params))
@@ -537,6 +543,7 @@ def import_rows(
             for name, _sql in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
         count = loader.run(_source_lines(source))
+        loader.release()  # the ids and arrays are not needed by the index builds below
         for _name, sql in indexes:
             conn.execute(sql)
         if count:
