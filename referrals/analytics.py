@@ -587,6 +587,8 @@ class Snapshot:
     enrolled: np.ndarray  # bool
     source: np.ndarray  # int8 index into SOURCES
     active: np.ndarray  # bool: not left, banned or erased (leaderboards)
+    _sizes: np.ndarray | None = None
+    _within: np.ndarray | None = None
 
     @property
     def length(self) -> int:
@@ -594,7 +596,12 @@ class Snapshot:
 
     def subtree_sizes(self) -> np.ndarray:
         """Size of every participant's subtree (itself included): each wave's sizes added to
-        their referrers', deepest wave first."""
+        their referrers', deepest wave first. Computed once per snapshot."""
+        if self._sizes is None:
+            self._sizes = self._subtree_sizes()
+        return self._sizes
+
+    def _subtree_sizes(self) -> np.ndarray:
         size = self.present.astype(np.int64)
         referred = np.flatnonzero(self.present & (self.referrer > 0))
         if not len(referred):
@@ -608,9 +615,13 @@ class Snapshot:
         return size
 
     def recruits_within_window(self) -> np.ndarray:
-        """How many people each participant brought in within 30 days of their own join."""
+        """How many people each participant brought in within 30 days of their own join
+        (computed once per snapshot)."""
+        if self._within is not None:
+            return self._within
         recruits = self.present & (self.referrer > 0) & self.within
-        return np.bincount(self.referrer[recruits], minlength=self.length)
+        self._within = np.bincount(self.referrer[recruits], minlength=self.length)
+        return self._within
 
     def period(self, since: str | None, until: str | None) -> np.ndarray:
         """The participants who joined in [since, until)."""
