@@ -140,8 +140,9 @@ def peak_rss_mib(command: list[str], env: dict[str, str]) -> tuple[float, float,
         "t = time.perf_counter()\n"
         "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
         "t = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps({'rc': p.returncode, 'wall': t, 'rss_kib': rss,"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime\n"
+        "print(json.dumps({'rc': p.returncode, 'wall': t, 'rss_kib': rss, 'cpu': cpu,"
         " 'out': p.stdout, 'err': p.stderr[-2000:]}))\n"
     )
     done = subprocess.run(
@@ -155,6 +156,7 @@ def peak_rss_mib(command: list[str], env: dict[str, str]) -> tuple[float, float,
     report = json.loads(done.stdout)
     if report["rc"] != 0:
         sys.exit(f"{' '.join(command)} failed ({report['rc']}):\n{report['err']}")
+    print(f"  ({report['cpu']:.2f} s of CPU)", end="  ")
     return report["wall"], report["rss_kib"] / 1024, report["out"]
 
 
