@@ -19,6 +19,7 @@ from bot.context import (
     Context,
     parse_day,
     period_text,
+    rejected_file,
     write_atomically,
 )
 from bot.logging import configure_logging, get_logger, open_log
@@ -55,12 +56,7 @@ async def cmd_import(ctx: Context) -> int:
             finally:
                 await db.close()
     except ImportRejected as exc:
-        problems = [ctx.t("import.rejected", count=len(exc.problems))]
-        problems += [
-            "  " + ctx.t(problem.key, line=problem.line, **problem.params)
-            for problem in exc.problems
-        ]
-        raise CliError(f"{path}: " + "\n".join(problems)) from exc
+        raise rejected_file(ctx, exc, "import.rejected") from exc
     print(ctx.t("import.done", count=count, path=str(path)), file=sys.stderr)
     return 0
 
