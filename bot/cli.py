@@ -17,10 +17,8 @@ from bot.context import (
     USER_ERROR,
     CliError,
     Context,
-    decode_csv,
     parse_day,
     period_text,
-    read_csv_file,
     rejected_file,
     write_atomically,
 )
@@ -40,15 +38,25 @@ log = get_logger(__name__)
 async def cmd_import(ctx: Context) -> int:
     """``relais import FILE.csv``: all or nothing."""
     path = Path(ctx.args.file)
-    data = await read_csv_file(ctx)
-    db = await ctx.open_db()
     try:
-        text = decode_csv(ctx, data)
-        count = await db.call(csvio.import_rows, text, ctx.settings.tz)
+        try:
+            encoding, lines = await asyncio.to_thread(csvio.detect_file_encoding, path)
+            # Read and decoded while it is imported, batch by batch: never held whole.
+            stream = await asyncio.to_thread(path.open, encoding=encoding, newline="")
+        except OSError as exc:
+            raise CliError(
+                ctx.t("import.cannot_read", path=str(path), reason=exc.strerror or exc)
+            ) from exc
+        if encoding == "cp1252":
+            print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
+        with stream:
+            db = await ctx.open_db()
+            try:
+                count = await db.call(csvio.import_rows, stream, ctx.settings.tz, None, lines)
+            finally:
+                await db.close()
     except ImportRejected as exc:
         raise rejected_file(ctx, exc, "import.rejected") from exc
-    finally:
-        await db.close()
     print(ctx.t("import.done", count=count, path=str(path)), file=sys.stderr)
     return 0
 

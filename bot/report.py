@@ -20,7 +20,7 @@ import jinja2
 from bot import charts
 from bot import labels as labels_module
 from bot.texts import LANGS, MESSAGES_DIR
-from referrals import actions, analytics, stats
+from referrals import actions, analytics
 from referrals.timeutil import day_bounds
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ async def build_report(
     messages_dir: Path = MESSAGES_DIR,
 ) -> str:
     """The report's HTML. ``render(key, **params)`` renders a message key in ``lang``."""
-    figures = await db.read(stats.compute, since, until)
-    extra = await db.read(analytics.compute, since, until, tz)
+    figures, extra = await db.read(analytics.staff_figures, since, until, tz)
     per_action = await db.read(actions.results, since, until)
     labels = charts.chart_labels(render)
     timeline_png, cohorts_png, waves_png = await asyncio.gather(

@@ -70,11 +70,16 @@ class MessageCatalogError(Exception):
     """A message file is missing, malformed, or lacks a key."""
 
 
+# libyaml's safe loader when PyYAML was built with it: the same mappings, about 13x faster
+# (the pure-Python one took about a second of every command's start-up).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_catalog(directory: Path) -> dict[str, str]:
     entries: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
         except yaml.YAMLError as exc:
             raise MessageCatalogError(f"{path}: {exc}") from exc
         if not isinstance(data, dict):

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
+from referrals import stats
 from referrals.stats import WINDOW_SECONDS, _and, _rate, _where, window_cutoff
 from referrals.timeutil import parse_datetime, to_iso, utc_offsets
 
@@ -55,15 +59,48 @@ def compute(
     comparison, monthly cohorts, implausible dates (``weekly`` stays available on its own).
 
     Weeks are the programme's (Monday 00:00 in ``tz``)."""
+    snap = snapshot(conn)
     return {
-        "sources": sources(conn, since, until),
-        "timeline": timeline(conn, since, until, tz, now),
+        "sources": sources(conn, since, until, snap=snap),
+        "timeline": timeline(conn, since, until, tz, now, snap=snap),
         "campaigns": campaigns(conn, since, until),
-        "channel_comparison": channel_comparison(conn, since, until),
-        "cohorts": cohorts(conn, since, until, tz),
+        "channel_comparison": channel_comparison(conn, since, until, snap=snap),
+        "cohorts": cohorts(conn, since, until, tz, snap=snap),
         "implausible": implausible(conn, since, until, now),
-        "covered": covered(conn, since, until, tz, now),
+        "covered": covered(conn, since, until, tz, now, snap=snap),
     }
+
+
+def staff_figures(
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    tz: str = "UTC",
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What ``/stats``, ``relais report`` and the weekly post show: SPEC §6 figures
+    (``stats.compute``) and the analytics (``compute``), from one pass over the participants."""
+    snap = snapshot(conn)
+    cutoff = window_cutoff(conn, since, until)
+    windowed: float | None = None
+    if cutoff is not None:
+        observed = snap.period(since, until) & (snap.joined <= _epoch(cutoff))
+        if count := int(observed.sum()):
+            recruits = int(snap.recruits_within_window()[observed].sum())
+            windowed = round(recruits / count, 4)
+    figures = stats.compute(
+        conn, since, until, recruits_30d=windowed, top=top_referrers(conn, snap, since, until)
+    )
+    extra = {
+        "sources": sources(conn, since, until, snap=snap),
+        "timeline": timeline(conn, since, until, tz, now, snap=snap),
+        "campaigns": campaigns(conn, since, until),
+        "channel_comparison": channel_comparison(conn, since, until, snap=snap),
+        "cohorts": cohorts(conn, since, until, tz, snap=snap),
+        "implausible": implausible(conn, since, until, now),
+        "covered": covered(conn, since, until, tz, now, snap=snap),
+    }
+    return figures, extra
 
 
 def plausible_until(now: datetime | None = None) -> str:
@@ -79,19 +116,68 @@ def _plausible_where(
     return where, [*params, PLAUSIBLE_FROM, plausible_until(now)]
 
 
+def top_referrers(
+    conn: sqlite3.Connection, snap: Snapshot, since: str | None, until: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """``stats.top_referrers`` from the arrays: recruits counted in one bincount, then only the
+    people who could be on the board (as many as the tenth, ties included) ordered in SQL's
+    own terms (recruits, join text, id)."""
+    chosen = snap.period(since, until) & (snap.referrer > 0)
+    counts = np.bincount(snap.referrer[chosen], minlength=snap.length)
+    counts[~snap.active] = 0
+    candidates = np.flatnonzero(counts)
+    if not len(candidates):
+        return [], 0
+    shown = stats.TOP_REFERRERS
+    if len(candidates) > shown:
+        floor = np.partition(counts[candidates], -shown)[-shown]
+        candidates = candidates[counts[candidates] >= floor]
+    people: list[tuple[int, str, int, str]] = []
+    for start in range(0, len(candidates), 500):
+        chunk = [int(pid) for pid in candidates[start : start + 500]]
+        marks = ",".join("?" * len(chunk))
+        people += [
+            (-int(counts[pid]), joined, pid, ref)
+            for pid, ref, joined in conn.execute(
+                f"SELECT id, ref, joined_at FROM participants WHERE id IN ({marks})", chunk
+            )
+        ]
+    people.sort()
+    top: list[dict[str, Any]] = []
+    for position, (negative, _joined, _pid, ref) in enumerate(people[:shown], start=1):
+        recruits = -negative
+        rank = top[-1]["rank"] if top and top[-1]["recruits"] == recruits else position
+        top.append({"participant": ref, "recruits": recruits, "rank": rank})
+    more_tied = 0
+    if len(people) > shown:
+        last = people[shown - 1][0]
+        more_tied = sum(1 for person in people[shown:] if person[0] == last)
+    return top, more_tied
+
+
 def covered(
     conn: sqlite3.Connection,
     since: str | None = None,
     until: str | None = None,
     tz: str = "UTC",
     now: datetime | None = None,
+    *,
+    snap: Snapshot | None = None,
 ) -> dict[str, str] | None:
     """The local days of the first and the last plausible join: the period the data cover."""
-    where, params = _plausible_where(since, until, now)
-    low, high = conn.execute(
-        f"SELECT MIN(p.joined_at), MAX(p.joined_at) FROM participants p{where}", params
-    ).fetchone()
-    first, last = parse_datetime(low or ""), parse_datetime(high or "")
+    if snap is None:
+        where, params = _plausible_where(since, until, now)
+        low, high = conn.execute(
+            f"SELECT MIN(p.joined_at), MAX(p.joined_at) FROM participants p{where}", params
+        ).fetchone()
+        first, last = parse_datetime(low or ""), parse_datetime(high or "")
+    else:
+        mask = snap.period(since, until)
+        mask &= snap.joined >= _epoch(PLAUSIBLE_FROM)
+        mask &= snap.joined < _epoch(plausible_until(now))
+        times = snap.joined[mask]
+        first = datetime.fromtimestamp(int(times.min()), UTC) if len(times) else None
+        last = datetime.fromtimestamp(int(times.max()), UTC) if len(times) else None
     if first is None or last is None:
         return None
     zone = ZoneInfo(tz)
@@ -123,9 +209,16 @@ def implausible(
 
 
 def sources(
-    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    snap: Snapshot | None = None,
 ) -> dict[str, int]:
     """Number of participants per source (peer, sms, campaign, organic), all four present."""
+    if snap is not None:
+        counts = np.bincount(snap.source[snap.period(since, until)], minlength=len(SOURCES))
+        return {name: int(counts[i]) for i, name in enumerate(SOURCES)}
     where, params = _where(since, until, "p")
     counted = dict.fromkeys(SOURCES, 0)
     for source, count in conn.execute(
@@ -214,30 +307,33 @@ def _buckets(
     tz: str,
     now: datetime | None,
     bucket: str | None,
+    snap: Snapshot | None = None,
 ) -> list[dict[str, Any]]:
-    where, params = _plausible_where(since, until, now)
-    local, bounds = _local_time_sql(conn, tz, where, params)
-    if bucket is None:
-        low, high = conn.execute(
-            f"SELECT MIN(p.joined_at), MAX(p.joined_at) FROM participants p{where}", params
-        ).fetchone()
-        first, last = parse_datetime(low or ""), parse_datetime(high or "")
-        if first is None or last is None:
-            return []
-        zone = ZoneInfo(tz)
-        bucket = choose_bucket(first.astimezone(zone).date(), last.astimezone(zone).date())
-    counts: dict[date, dict[str, int]] = {}
-    for start, source, count in conn.execute(
-        f"SELECT date(p.joined_at, {local}{BUCKET_SQL[bucket]}) AS bucket,"
-        f" {SOURCE_SQL} AS source, COUNT(*) FROM participants p{where}"
-        " GROUP BY bucket, source ORDER BY bucket",
-        [*bounds, *params],
-    ):
-        if start is None:
-            continue  # an unparsable date cannot be placed
-        counts.setdefault(date.fromisoformat(start), dict.fromkeys(SOURCES, 0))[source] = count
-    if not counts:
+    snap = snap or snapshot(conn)
+    mask = snap.period(since, until)
+    mask &= snap.joined >= _epoch(PLAUSIBLE_FROM)
+    mask &= snap.joined < _epoch(plausible_until(now))
+    local = snap.local(mask, tz)
+    if not len(local):
         return []
+    days = local.astype("datetime64[D]")
+    if bucket is None:
+        bucket = choose_bucket(_day(days.min()), _day(days.max()))
+    if bucket == "week":
+        # The Monday on or before each day (1 January 1970 was a Thursday).
+        numbers = days.astype(np.int64)
+        starts = (numbers - (numbers + 3) % 7).astype("datetime64[D]")
+    elif bucket == "month":
+        starts = local.astype("datetime64[M]").astype("datetime64[D]")
+    else:
+        starts = days
+    keys, where = np.unique(starts, return_inverse=True)
+    table = np.zeros((len(keys), len(SOURCES)), dtype=np.int64)
+    np.add.at(table, (where, snap.source[mask]), 1)
+    counts = {
+        _day(key): dict(zip(SOURCES, map(int, row), strict=True))
+        for key, row in zip(keys, table, strict=True)
+    }
     rows = []
     current, final = min(counts), max(counts)
     while current <= final:
@@ -247,16 +343,22 @@ def _buckets(
     return rows
 
 
+def _day(value: np.datetime64) -> date:
+    return date.fromisoformat(str(value.astype("datetime64[D]")))
+
+
 def timeline(
     conn: sqlite3.Connection,
     since: str | None = None,
     until: str | None = None,
     tz: str = "UTC",
     now: datetime | None = None,
+    *,
+    snap: Snapshot | None = None,
 ) -> dict[str, Any]:
     """New participants over the data's own period, by day, week or month (chosen from the
     period's length, ``choose_bucket``), split by source; implausible dates left out."""
-    rows = _buckets(conn, since, until, tz, now, None)
+    rows = _buckets(conn, since, until, tz, now, None, snap)
     bucket = "day"
     if len(rows) > 1:
         gap = (date.fromisoformat(rows[1]["start"]) - date.fromisoformat(rows[0]["start"])).days
@@ -269,34 +371,32 @@ def cohorts(
     since: str | None = None,
     until: str | None = None,
     tz: str = "UTC",
+    *,
+    snap: Snapshot | None = None,
 ) -> list[dict[str, Any]]:
     """Monthly cohorts (month of arrival in ``tz``): people who joined that month and had 30
     days observed, and their mean recruits within 30 days of joining (SPEC §6 window)."""
     cutoff = window_cutoff(conn, since, until)
     if cutoff is None:
         return []
-    where, params = _where(since, until, "p")
-    where = _and(where, "p.joined_at <= ?")
-    params = [*params, cutoff]
-    local, bounds = _local_time_sql(conn, tz, where, params)
+    snap = snap or snapshot(conn)
+    mask = snap.period(since, until) & (snap.joined <= _epoch(cutoff))
+    months = snap.local(mask, tz).astype("datetime64[M]")
+    if not len(months):
+        return []
+    within = snap.recruits_within_window()[mask]
+    keys, where = np.unique(months, return_inverse=True)
+    counts = np.bincount(where, minlength=len(keys))
+    recruits = np.bincount(where, weights=within, minlength=len(keys)).astype(np.int64)
     rows = []
-    for month, count, recruits in conn.execute(
-        f"SELECT strftime('%Y-%m', p.joined_at, {local}) AS month, COUNT(*),"
-        " COALESCE(SUM(r.n), 0) FROM participants p LEFT JOIN"
-        " (SELECT referrer_id, COUNT(*) AS n FROM participants"
-        f"  WHERE referrer_id IS NOT NULL AND referral_delay_s <= {WINDOW_SECONDS}"
-        f"  GROUP BY referrer_id) r ON r.referrer_id = p.id{where}"
-        " GROUP BY month ORDER BY month",
-        [*bounds, *params],
-    ):
-        if month is None:
-            continue
+    for month, count, brought in zip(keys, counts, recruits, strict=True):
+        count, brought = int(count), int(brought)
         rows.append(
             {
-                "month": month,
+                "month": str(month),
                 "participants": count,
-                "recruits_30d": recruits,
-                "mean_recruits_30d": round(recruits / count, 4),
+                "recruits_30d": brought,
+                "mean_recruits_30d": round(brought / count, 4),
             }
         )
     return rows
@@ -356,7 +456,11 @@ def _campaign_row(code: str, channel: str | None) -> dict[str, Any]:
 
 
 def channel_comparison(
-    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    snap: Snapshot | None = None,
 ) -> list[dict[str, Any]]:
     """For each source and each campaign: participants, share who then brought someone,
     mean subtree size (the person included), enrolment rate, and recruits within 30 days of
@@ -365,69 +469,72 @@ def channel_comparison(
     Rows are ``{"group": "source"|"campaign", "name": ..., ...}``; sources first, in the order
     of ``SOURCES``, then campaigns by number of participants.
     """
-    where, params = _where(since, until, "p")
-    size = subtree_sizes(conn)
-    within = recruits_within_window(conn, len(size))
-    cutoff = window_cutoff(conn, since, until) or ""
-    sql = (
-        f"SELECT p.id, {SOURCE_SQL} AS source,"
-        f"  CASE WHEN {SOURCE_SQL} = 'campaign' THEN {CAMPAIGN_SQL} END AS campaign,"
-        "  p.enrolled_at IS NOT NULL, p.joined_at <= ?"
-        " FROM participants p LEFT JOIN campaigns c ON c.id = p.campaign_id"
-        f"{where}"
+    snap = snap or snapshot(conn)
+    size = snap.subtree_sizes()
+    within = snap.recruits_within_window()
+    cutoff = window_cutoff(conn, since, until)
+    mask = snap.period(since, until)
+    observed = mask & (snap.joined <= _epoch(cutoff)) if cutoff else np.zeros_like(mask)
+    # Figures per participant, in the order of _comparison_row.
+    columns = (
+        mask,
+        mask & (size > 1),
+        np.where(mask, size, 0),
+        mask & snap.enrolled,
+        observed,
+        np.where(observed, within, 0),
     )
-    groups: dict[tuple[str, str | None], list[int]] = {}
-    for pid, source, campaign, enrolled, observed in conn.execute(sql, [cutoff, *params]):
-        figures = groups.setdefault((source, campaign), [0, 0, 0, 0, 0, 0])
-        figures[0] += 1
-        figures[1] += size[pid] > 1
-        figures[2] += size[pid]
-        figures[3] += enrolled
-        if observed:
-            figures[4] += 1
-            figures[5] += within[pid]
-    totals = {source: [0] * 6 for source in SOURCES}
-    per_campaign: dict[str, list[int]] = {}
-    for (source, campaign), counts in groups.items():
-        totals[source] = [a + b for a, b in zip(totals[source], counts, strict=True)]
-        if campaign is not None:
-            per_campaign[campaign] = list(counts)
-    rows = [_comparison_row("source", name, *totals[name]) for name in SOURCES]
-    ordered = sorted(per_campaign.items(), key=lambda item: (-item[1][0], item[0]))
-    rows += [_comparison_row("campaign", name, *figures) for name, figures in ordered]
+
+    def sums(keys: np.ndarray, length: int, chosen: np.ndarray) -> list[list[int]]:
+        table = [
+            np.bincount(keys, weights=column[chosen], minlength=length).astype(np.int64)
+            for column in columns
+        ]
+        return [[int(col[k]) for col in table] for k in range(length)]
+
+    everyone = np.flatnonzero(mask)
+    totals = sums(snap.source[everyone].astype(np.int64), len(SOURCES), everyone)
+    rows = [_comparison_row("source", name, *totals[i]) for i, name in enumerate(SOURCES)]
+    # Campaign participants are seeds: few rows, named in SQL.
+    ids, names = [], []
+    for pid, name in conn.execute(
+        f"SELECT p.id, {CAMPAIGN_SQL} FROM participants p"
+        f" LEFT JOIN campaigns c ON c.id = p.campaign_id WHERE {SOURCE_SQL} = 'campaign'"
+    ):
+        ids.append(pid)
+        names.append(name)
+    if ids:
+        chosen = np.array(ids, dtype=np.int64)
+        keep = mask[chosen]
+        chosen = chosen[keep]
+        kept_names = [name for name, kept in zip(names, keep, strict=True) if kept]
+        labels = sorted(set(kept_names), key=lambda n: (n is None, n or ""))
+        position = {name: i for i, name in enumerate(labels)}
+        keys = np.array([position[name] for name in kept_names], dtype=np.int64)
+        per_campaign = dict(zip(labels, sums(keys, len(labels), chosen), strict=True))
+        ordered = sorted(per_campaign.items(), key=lambda item: (-item[1][0], item[0]))
+        rows += [_comparison_row("campaign", name, *figures) for name, figures in ordered]
     return rows
 
 
 def recruits_within_window(conn: sqlite3.Connection, length: int) -> array[int]:
     """How many people each participant brought in within 30 days of their own join, indexed
     by participant id (``length`` entries)."""
-    counts = array("q", [0]) * length
-    cursor = conn.execute(
-        "SELECT referrer_id FROM participants"
-        f" WHERE referrer_id IS NOT NULL AND referral_delay_s <= {WINDOW_SECONDS}"
-    )
-    while batch := cursor.fetchmany(10_000):
-        for (referrer,) in batch:
-            if referrer < length:
-                counts[referrer] += 1
-    return counts
+    counts = snapshot(conn).recruits_within_window()
+    out = array("q", [0]) * length
+    upto = min(length, len(counts))
+    out[:upto] = array("q", counts[:upto].tolist())
+    return out
 
 
 def subtree_sizes(conn: sqlite3.Connection) -> array[int]:
     """Size of every participant's subtree (itself included), indexed by participant id.
 
-    One pass from the deepest wave up, each size added to the referrer's: linear in the
-    number of participants (a recursive CTE costs the sum of all depths), 8 bytes an id.
-    """
-    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
-    size = array("q", [1]) * (top + 1)
-    cursor = conn.execute(
-        "SELECT id, referrer_id FROM participants WHERE referrer_id IS NOT NULL ORDER BY wave DESC"
-    )
-    while batch := cursor.fetchmany(10_000):
-        for pid, referrer in batch:
-            size[referrer] += size[pid]
-    return size
+    Each wave's sizes are added to their referrers', deepest wave first: linear in the number
+    of participants (a recursive CTE costs the sum of all depths)."""
+    size = snapshot(conn).subtree_sizes()
+    size[size == 0] = 1  # unused ids count as themselves, as before
+    return array("q", size.tolist())
 
 
 def _comparison_row(
@@ -452,6 +559,143 @@ def _comparison_row(
         "observed_30d": observed,
         "recruits_30d": round(recruits / observed, 4) if observed else None,
     }
+
+
+# ---------------------------------------------------------------- one pass over arrays
+#
+# The windowed, cohort, timeline and comparison figures read every participant. Each used to be
+# its own SQL pass (with a join or a date function per row) or a Python loop over a million
+# rows; now one query fills a few numpy arrays (``Snapshot``), and every figure is a handful of
+# vectorised operations over them. Definitions are unchanged (see each function's docstring).
+
+_NO_TIME = -(2**62)  # a join date SQLite cannot read: never in a period, never drawn
+_SOURCE_CODE_SQL = (
+    "CASE WHEN channel = 'sms' THEN 1 WHEN referrer_id IS NOT NULL THEN 0"
+    " WHEN campaign_id IS NOT NULL OR channel LIKE 'campaign:%' THEN 2 ELSE 3 END"
+)
+
+
+@dataclass
+class Snapshot:
+    """Every participant as arrays indexed by participant id (0 and gaps unused)."""
+
+    present: np.ndarray  # bool: an id in use
+    referrer: np.ndarray  # int64, 0 for none
+    wave: np.ndarray  # int64
+    within: np.ndarray  # bool: brought in within 30 days of their referrer's join
+    joined: np.ndarray  # int64 Unix time (UTC), _NO_TIME when unreadable
+    enrolled: np.ndarray  # bool
+    source: np.ndarray  # int8 index into SOURCES
+    active: np.ndarray  # bool: not left, banned or erased (leaderboards)
+    _sizes: np.ndarray | None = None
+    _within: np.ndarray | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.present)
+
+    def subtree_sizes(self) -> np.ndarray:
+        """Size of every participant's subtree (itself included): each wave's sizes added to
+        their referrers', deepest wave first. Computed once per snapshot."""
+        if self._sizes is None:
+            self._sizes = self._subtree_sizes()
+        return self._sizes
+
+    def _subtree_sizes(self) -> np.ndarray:
+        size = self.present.astype(np.int64)
+        referred = np.flatnonzero(self.present & (self.referrer > 0))
+        if not len(referred):
+            return size
+        waves = self.wave[referred]
+        order = referred[np.argsort(-waves, kind="stable")]
+        ordered_waves = self.wave[order]
+        bounds = np.flatnonzero(np.diff(ordered_waves)) + 1
+        for group in np.split(order, bounds):
+            np.add.at(size, self.referrer[group], size[group])
+        return size
+
+    def recruits_within_window(self) -> np.ndarray:
+        """How many people each participant brought in within 30 days of their own join
+        (computed once per snapshot)."""
+        if self._within is not None:
+            return self._within
+        recruits = self.present & (self.referrer > 0) & self.within
+        self._within = np.bincount(self.referrer[recruits], minlength=self.length)
+        return self._within
+
+    def period(self, since: str | None, until: str | None) -> np.ndarray:
+        """The participants who joined in [since, until)."""
+        mask = self.present & (self.joined != _NO_TIME)
+        if since:
+            mask &= self.joined >= _epoch(since)
+        if until:
+            mask &= self.joined < _epoch(until)
+        return mask
+
+    def local(self, mask: np.ndarray, tz: str) -> np.ndarray:
+        """The local time in ``tz`` (as datetime64[s]) of the participants in ``mask``."""
+        times = self.joined[mask]
+        if not len(times):
+            return times.astype("datetime64[s]")
+        first = datetime.fromtimestamp(int(times.min()), UTC)
+        last = datetime.fromtimestamp(int(times.max()), UTC)
+        spans = utc_offsets(tz, first, last)
+        bounds = np.array([int(start.timestamp()) for start, _ in spans[1:]], dtype=np.int64)
+        offsets = np.array([offset for _, offset in spans], dtype=np.int64)
+        return (times + offsets[np.searchsorted(bounds, times, side="right")]).astype(
+            "datetime64[s]"
+        )
+
+
+def _epoch(iso: str) -> int:
+    value = parse_datetime(iso)
+    return int(value.timestamp()) if value is not None else _NO_TIME
+
+
+# unixepoch() (SQLite 3.38) reads a date in half the time strftime('%s') takes.
+_EPOCH_SQL = (
+    "unixepoch(joined_at)"
+    if sqlite3.sqlite_version_info >= (3, 38)
+    else "CAST(strftime('%s', joined_at) AS INTEGER)"
+)
+
+
+def snapshot(conn: sqlite3.Connection) -> Snapshot:
+    """Every participant's referrer, wave, join time, enrolment and source, in one scan.
+
+    Three integer columns a row (the id and referrer in one, the small figures in another):
+    turning SQLite's values into Python objects is the cost of the whole pass."""
+    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples, whatever the connection's factory
+    rows = np.fromiter(
+        cursor.execute(
+            "SELECT id * 4294967296 + COALESCE(referrer_id, 0),"
+            f" COALESCE({_EPOCH_SQL}, {_NO_TIME}),"
+            f" wave * 64 + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
+            f" + ({_SOURCE_CODE_SQL}) * 2 + (enrolled_at IS NOT NULL)"
+            f" + ({stats.ACTIVE_SQL.replace('r.', '')}) * 32 FROM participants"
+        ),
+        dtype=np.dtype([("ids", np.int64), ("joined", np.int64), ("small", np.int64)]),
+    )
+    ids = rows["ids"] >> 32
+    small = rows["small"]
+
+    def spread(values: np.ndarray, dtype: Any, fill: Any) -> np.ndarray:
+        out = np.full(top + 1, fill, dtype=dtype)
+        out[ids] = values
+        return out
+
+    return Snapshot(
+        present=spread(np.ones(len(ids), dtype=np.bool_), np.bool_, False),
+        referrer=spread(rows["ids"] & 0xFFFFFFFF, np.int64, 0),
+        wave=spread(small >> 6, np.int64, 0),
+        within=spread((small >> 3) & 1, np.bool_, False),
+        joined=spread(rows["joined"], np.int64, _NO_TIME),
+        enrolled=spread(small & 1, np.bool_, False),
+        source=spread((small >> 1) & 3, np.int8, 3),
+        active=spread((small >> 5) & 1, np.bool_, False),
+    )
 
 
 SUBTREE_SCAN = 20_000  # people read to choose a drawing's nodes (the deepest chain among them)

@@ -6,15 +6,19 @@ with any problem leaves the database untouched, and every problem is named with 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
+import math
 import re
 import sqlite3
+from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from referrals import codes
@@ -27,23 +31,6 @@ COLUMNS = ("participant", "referrer", "joined_at", "channel", "kind", "enrolled_
 REQUIRED = ("participant", "joined_at")
 KINDS = ("youth", "relative")
 MAX_PROBLEMS = 50
-
-
-@dataclass
-class _Rows:
-    """A checked file, column by column (a million small objects would cost more than the I/O)."""
-
-    lines: list[int] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)
-    referrers: list[str] = field(default_factory=list)
-    joined: list[str] = field(default_factory=list)
-    stamps: list[float] = field(default_factory=list)
-    channels: list[str] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    enrolled: list[str | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.refs)
 
 
 def detect_encoding(data: bytes) -> str:
@@ -76,6 +63,36 @@ def detect_encoding(data: bytes) -> str:
 # In French or English text saved as cp1252, accented letters stand between ASCII letters
 # ("Hélène", "Noël"); three bytes above 0x7F in a row are another encoding or binary.
 _NON_ASCII_RUN = re.compile(rb"[\x80-\xff]{3}")
+
+
+FILE_CHUNK = 1 << 20
+
+
+def detect_file_encoding(path: Path) -> tuple[str, int]:
+    """``detect_encoding`` for a file read in 1 MiB chunks (a million-row file is never held
+    whole), and the number of line ends it has (an estimate of its rows)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    utf8 = True
+    with path.open("rb") as handle:
+        while chunk := handle.read(FILE_CHUNK):
+            lines += chunk.count(b"\n")
+            if b"\x00" in chunk:
+                raise ImportRejected([ImportProblem("import.not_text")])
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    if utf8:
+        return "utf-8-sig", lines
+    # Not UTF-8: what French Excel writes (small files); checked whole, as before.
+    return detect_encoding(path.read_bytes()), lines
 
 
 def decode(data: bytes) -> str:
@@ -144,24 +161,6 @@ def _dialect(header_line: str) -> str:
     return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
-def _reader(text: str, problems: list[ImportProblem]) -> tuple[Any, list[str]] | None:
-    """A CSV reader past the header, and the header's names; None (with a problem) if unusable."""
-    end = text.find("\n")
-    first_line = text if end < 0 else text[:end]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_dialect(first_line))
-    try:
-        header = next(reader)
-    except StopIteration:
-        problems.append(ImportProblem("import.empty"))
-        return None
-    names = [name.strip().lower() for name in header]
-    missing = [column for column in REQUIRED if column not in names]
-    if missing:
-        problems.append(ImportProblem("import.missing_column", 1, column=", ".join(missing)))
-        return None
-    return reader, names
-
-
 def _is_canonical(text: str) -> bool:
     """True for ``YYYY-MM-DDTHH:MM:SS+00:00``, already the storage form once it parsed."""
     return (
@@ -174,329 +173,385 @@ def _is_canonical(text: str) -> bool:
     )
 
 
-def parse(text: str, tz: str, conn: sqlite3.Connection, now: datetime | None = None) -> _Rows:
-    """Check a whole file against the rules of SPEC §5 and the database; raise on any problem.
+def _source_lines(source: str | TextIO) -> TextIO:
+    return io.StringIO(source, newline="") if isinstance(source, str) else source
+
+
+def parse(
+    source: str | TextIO, tz: str, conn: sqlite3.Connection, now: datetime | None = None
+) -> int:
+    """Check a whole file against the rules of SPEC §5 and the database, writing nothing; raise
+    on any problem, else return the number of rows.
 
     Every problem of a line is reported (a bad date does not hide an unknown referrer), up to
     ``MAX_PROBLEMS``, in line order. ``now`` is the clock dates in the future are judged by.
     """
-    problems: list[ImportProblem] = []
+    return _Loader(conn, tz, now, write=False).run(_source_lines(source))
 
-    def problem(key: str, line: int, **params: str) -> None:
-        problems.append(ImportProblem(key, line, **params))
 
-    rows = _Rows()
-    seen: dict[str, int] = {}
-    opened = _reader(text, problems)
-    if opened is None:
-        raise ImportRejected(problems)
-    reader, names = opened
-    # One C call per record picks the six cells; a missing column reads the "" appended last.
-    pick = itemgetter(*(names.index(c) if c in names else -1 for c in COLUMNS))
-    width = len(names)
-    blank = [""] * (width + 1)
-    zone = ZoneInfo(tz)
-    latest = ((now or datetime.now(UTC)) + FUTURE_TOLERANCE).timestamp()
-    fromisoformat = datetime.fromisoformat
-    # Rows whose own cells are wrong are still checked against the others (referrer, order).
-    bad_lines: set[int] = set()
-    # This loop runs a million times for a big file: every attribute lookup counts.
-    add_line, add_ref, add_referrer = rows.lines.append, rows.refs.append, rows.referrers.append
-    add_joined, add_stamp, add_channel = (
-        rows.joined.append,
-        rows.stamps.append,
-        rows.channels.append,
-    )
-    add_kind, add_enrolled = rows.kinds.append, rows.enrolled.append
-    line = reader.line_num
-    try:
-        for record in reader:
-            start, line = line + 1, reader.line_num
-            if len(record) >= width:
-                record.append("")
-            else:
-                record.extend(blank[len(record) :])
-            ref, referrer, joined_text, channel, kind, enrolled_text = pick(record)
-            ref, referrer = unneutralise(ref.strip()), unneutralise(referrer.strip())
-            joined_text = joined_text.strip()
-            if not ref:
-                if any(cell.strip() for cell in record):
-                    problem("import.missing_value", start, column="participant")
-                continue  # otherwise a blank line, or only separators
-            if ref in seen:
-                problem("import.duplicate", start, participant=ref, first=str(seen[ref]))
-                continue
-            seen[ref] = start
-            count = len(problems)
-            joined: datetime | None
-            try:
-                joined = fromisoformat(joined_text)
-                if joined.tzinfo is None:
-                    joined = joined.replace(tzinfo=zone)
-            except ValueError:
-                joined = parse_date(joined_text, zone)
-            stamp = 0.0
-            if joined is None:
-                problem("import.bad_date", start, column="joined_at", value=joined_text)
-            else:
-                stamp = joined.timestamp()
-                if stamp > latest:
-                    problem("import.future_date", start, column="joined_at", value=joined_text)
-            enrolled = None
-            if enrolled_text := enrolled_text.strip():
-                enrolled = parse_date(enrolled_text, zone)
-                if enrolled is None:
-                    problem("import.bad_date", start, column="enrolled_at", value=enrolled_text)
-                elif enrolled.timestamp() > latest:
-                    problem("import.future_date", start, column="enrolled_at", value=enrolled_text)
-                elif joined is not None and enrolled < joined:
-                    problem("import.enrolled_before_joined", start, enrolled=enrolled_text)
-            kind = kind.strip().lower() or "youth"
-            if kind not in KINDS:
-                problem("import.bad_kind", start, value=kind)
-            channel = unneutralise(channel.strip()) or "unknown"
-            if channel not in CHANNELS and not (
-                channel.startswith(CAMPAIGN_PREFIX) and len(channel) > len(CAMPAIGN_PREFIX)
-            ):
-                problem("import.bad_channel", start, value=channel)
-            if referrer == ref:
-                problem("import.self_referral", start, participant=ref)
-            if len(problems) > count:
-                bad_lines.add(start)
+# Rows are written in batches of this many, inside the import's one transaction.
+BATCH_ROWS = 10_000
+
+
+class _Loader:
+    """One streaming pass over a CSV file: each row is checked, placed in the graph (referrer
+    id, wave, root, delay) and written in batches inside the caller's transaction.
+
+    Memory is bounded by the file's ids, not its rows: a dict from each ref to its position and
+    four compact arrays (line, join time, wave, root), about 130 bytes a row. A row whose
+    referrer comes later in the file waits (with its descendants) until that referrer is
+    placed. Any problem stops the writing; the caller's rollback undoes what was written.
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, tz: str, now: datetime | None, *, write: bool
+    ) -> None:
+        self.conn = conn
+        self.zone = ZoneInfo(tz)
+        self.latest = ((now or datetime.now(UTC)) + FUTURE_TOLERANCE).timestamp()
+        self.write = write
+        self.problems: list[ImportProblem] = []
+        self.first_id, self.stored = 1, False  # read once the header is known good
+        self.index: dict[str, int] = {}  # ref -> position in the file (id - first_id)
+        self.lines = array("I")
+        self.stamps = array("d")
+        self.waves = array("i")  # -1: not placed yet (its referrer comes later)
+        self.roots = array("q")
+        # Rows waiting for a referrer not placed yet: referrer ref -> [(position, line, row)].
+        self.waiting: dict[str, list[tuple[int, int, tuple[Any, ...]]]] = {}
+        self.batch: list[tuple[Any, ...]] = []
+        self.campaigns: dict[str, int | None] = {}
+        self.first_joined = ""
+        self.written = 0
+
+    def release(self) -> None:
+        """Drop what the pass kept about every row (the caller may run long after it)."""
+        self.index = {}
+        self.lines, self.stamps = array("I"), array("d")
+        self.waves, self.roots = array("i"), array("q")
+
+    def problem(self, key: str, line: int, **params: str) -> None:
+        self.problems.append(ImportProblem(key, line, **params))
+
+    def run(self, stream: TextIO) -> int:
+        first_line = stream.readline()
+        reader = csv.reader(
+            itertools.chain([first_line], stream) if first_line else iter(()),
+            delimiter=_dialect(first_line),
+        )
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ImportRejected([ImportProblem("import.empty")]) from None
+        names = [name.strip().lower() for name in header]
+        missing = [column for column in REQUIRED if column not in names]
+        if missing:
+            raise ImportRejected(
+                [ImportProblem("import.missing_column", 1, column=", ".join(missing))]
+            )
+        self.first_id = (
+            1 + self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
+        )
+        self.stored = self.first_id > 1
+        self._rows(reader, names)
+        if len(self.problems) < MAX_PROBLEMS:
+            self._unresolved()
+        if self.problems:
+            self.problems.sort(key=lambda p: p.line or 0)
+            raise ImportRejected(self.problems[:MAX_PROBLEMS])
+        self._flush()
+        return len(self.lines)
+
+    def _rows(self, reader: Any, names: list[str]) -> None:
+        problem = self.problem
+        problems = self.problems
+        # One C call per record picks the six cells; a missing column reads the "" appended last.
+        pick = itemgetter(*(names.index(c) if c in names else -1 for c in COLUMNS))
+        width = len(names)
+        blank = [""] * (width + 1)
+        zone, latest = self.zone, self.latest
+        fromisoformat = datetime.fromisoformat
+        index, lines, stamps = self.index, self.lines, self.stamps
+        line = reader.line_num
+        try:
+            # This loop runs a million times for a big file: every attribute lookup counts.
+            for record in reader:
+                start, line = line + 1, reader.line_num
+                if len(record) >= width:
+                    record.append("")
+                else:
+                    record.extend(blank[len(record) :])
+                ref, referrer, joined_text, channel, kind, enrolled_text = pick(record)
+                ref, referrer = unneutralise(ref.strip()), unneutralise(referrer.strip())
+                joined_text = joined_text.strip()
+                if not ref:
+                    if any(cell.strip() for cell in record):
+                        problem("import.missing_value", start, column="participant")
+                    continue  # otherwise a blank line, or only separators
+                first = index.get(ref)
+                if first is not None:
+                    problem("import.duplicate", start, participant=ref, first=str(lines[first]))
+                    continue
+                position = len(lines)
+                index[ref] = position
+                lines.append(start)
+                joined: datetime | None
+                try:
+                    joined = fromisoformat(joined_text)
+                    if joined.tzinfo is None:
+                        joined = joined.replace(tzinfo=zone)
+                except ValueError:
+                    joined = parse_date(joined_text, zone)
+                stamp = math.nan
+                if joined is None:
+                    problem("import.bad_date", start, column="joined_at", value=joined_text)
+                else:
+                    stamp = joined.timestamp()
+                    if stamp > latest:
+                        problem("import.future_date", start, column="joined_at", value=joined_text)
+                stamps.append(stamp)
+                enrolled = None
+                if enrolled_text := enrolled_text.strip():
+                    enrolled = parse_date(enrolled_text, zone)
+                    if enrolled is None:
+                        problem("import.bad_date", start, column="enrolled_at", value=enrolled_text)
+                    elif enrolled.timestamp() > latest:
+                        problem(
+                            "import.future_date", start, column="enrolled_at", value=enrolled_text
+                        )
+                    elif joined is not None and enrolled < joined:
+                        problem("import.enrolled_before_joined", start, enrolled=enrolled_text)
+                kind = kind.strip().lower() or "youth"
+                if kind not in KINDS:
+                    problem("import.bad_kind", start, value=kind)
+                channel = unneutralise(channel.strip()) or "unknown"
+                if channel not in CHANNELS and not (
+                    channel.startswith(CAMPAIGN_PREFIX) and len(channel) > len(CAMPAIGN_PREFIX)
+                ):
+                    problem("import.bad_channel", start, value=channel)
+                if referrer == ref:
+                    problem("import.self_referral", start, participant=ref)
+                    referrer = ""  # placed as a seed: the file is refused anyway
+                if self.stored and self._exists(ref):
+                    problem("import.exists", start, participant=ref)
                 if len(problems) >= MAX_PROBLEMS:
                     break
-            if problems:
-                # The file is refused: keep only what the checks across rows need.
-                add_line(start)
-                add_ref(ref)
-                add_referrer(referrer)
-                add_joined("")
-                add_stamp(stamp if joined is not None else float("nan"))
-                continue
-            add_line(start)
-            add_ref(ref)
-            add_referrer(referrer)
-            assert joined is not None  # a row without problems has its date
-            add_joined(joined_text if _is_canonical(joined_text) else to_iso(joined))
-            add_stamp(stamp)
-            add_channel(channel)
-            add_kind(kind)
-            add_enrolled(to_iso(enrolled) if enrolled else None)
-    except csv.Error as exc:
-        problem("import.bad_csv", line + 1, detail=str(exc))
+                if joined is not None and not self.first_joined:
+                    self.first_joined = (
+                        joined_text if _is_canonical(joined_text) else to_iso(joined)
+                    )
+                row = (
+                    ref,
+                    kind,
+                    channel,
+                    (joined_text if _is_canonical(joined_text) else to_iso(joined))
+                    if joined is not None and not problems
+                    else "",
+                    to_iso(enrolled) if enrolled and not problems else None,
+                )
+                self._place(position, start, referrer, row)
+        except csv.Error as exc:
+            problem("import.bad_csv", line + 1, detail=str(exc))
 
-    if len(problems) < MAX_PROBLEMS:
-        _check_across_rows(conn, rows, seen, problem)
-    if problems:
-        problems.sort(key=lambda p: p.line or 0)
-        raise ImportRejected(problems[:MAX_PROBLEMS])
-    return rows
+    def _exists(self, ref: str) -> bool:
+        return (
+            self.conn.execute("SELECT 1 FROM participants WHERE ref = ?", (ref,)).fetchone()
+            is not None
+        )
 
-
-def _check_across_rows(
-    conn: sqlite3.Connection,
-    rows: _Rows,
-    seen: dict[str, int],
-    problem: Callable[..., None],
-) -> None:
-    """Rules that join rows: already in the database, unknown referrer, a recruit who joined
-    before their referrer (in the file or in the database)."""
-    existing = _existing(conn, rows.refs)
-    for line, ref in zip(rows.lines, rows.refs, strict=True):
-        if ref in existing:
-            problem("import.exists", line, participant=ref)
-    index = dict(zip(rows.refs, range(len(rows.refs)), strict=True))
-    unknown = set(rows.referrers).difference(seen)
-    unknown.discard("")
-    outside = _existing(conn, list(unknown))
-    stamps = rows.stamps
-    for i, (line, referrer) in enumerate(zip(rows.lines, rows.referrers, strict=True)):
+    def _place(self, position: int, line: int, referrer: str, row: tuple[Any, ...]) -> None:
+        """Place a row whose referrer is known (or absent), then the rows that waited for it."""
+        waves, roots = self.waves, self.roots
+        waves.append(-1)
+        roots.append(0)
         if not referrer:
-            continue
-        j = index.get(referrer)
-        if j is not None:
-            before = stamps[i] < stamps[j]  # NaN (a bad date) compares False
-        elif referrer in outside:
-            joined = parse_datetime(outside[referrer][3])
-            before = joined is not None and stamps[i] < joined.timestamp()
+            self._placed(position, None, 0, self.first_id + position, None, row)
         else:
-            problem("import.unknown_referrer", line, referrer=referrer)
-            continue
-        if before:
-            problem("import.before_referrer", line, referrer=referrer)
+            j = self.index.get(referrer)
+            if j is None or waves[j] < 0:
+                if j is not None or not (
+                    self.stored and self._from_database(position, line, referrer, row)
+                ):
+                    self.waiting.setdefault(referrer, []).append((position, line, row))
+                    return
+            else:
+                self._child_of(j, referrer, position, line, row)
+        if self.waiting:
+            self._release(position, row[0])
 
+    def _release(self, position: int, ref: str) -> None:
+        """Place the rows that waited for this one, and theirs (a stack: no recursion)."""
+        stack = [(position, ref)]
+        while stack and self.waiting:
+            j, referrer = stack.pop()
+            for child, line, row in self.waiting.pop(referrer, ()):
+                self._child_of(j, referrer, child, line, row)
+                stack.append((child, row[0]))
 
-def _existing(conn: sqlite3.Connection, refs: list[str]) -> dict[str, tuple[int, int, int, str]]:
-    """The refs already in the database, with their id, wave, root and join time."""
-    found: dict[str, tuple[int, int, int, str]] = {}
-    if not refs or conn.execute("SELECT NOT EXISTS (SELECT 1 FROM participants)").fetchone()[0]:
-        return found
-    for start in range(0, len(refs), 500):
-        chunk = refs[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for ref, pid, wave, root, joined in conn.execute(
-            f"SELECT ref, id, wave, root_id, joined_at FROM participants WHERE ref IN ({marks})",
-            chunk,
-        ):
-            found[ref] = (pid, wave, root, joined)
-    return found
+    def _child_of(
+        self, j: int, referrer: str, position: int, line: int, row: tuple[Any, ...]
+    ) -> None:
+        stamps = self.stamps
+        if stamps[position] < stamps[j]:  # NaN (a bad date) compares False
+            self.problem("import.before_referrer", line, referrer=referrer)
+        delay = round(stamps[position] - stamps[j], 3)
+        self._placed(position, self.first_id + j, self.waves[j] + 1, self.roots[j], delay, row)
 
+    def _from_database(self, position: int, line: int, referrer: str, row: tuple[Any, ...]) -> bool:
+        found = self.conn.execute(
+            "SELECT id, wave, root_id, joined_at FROM participants WHERE ref = ?", (referrer,)
+        ).fetchone()
+        if found is None:
+            return False
+        pid, wave, root, joined = found
+        referrer_joined = parse_datetime(joined)
+        if referrer_joined is not None and self.stamps[position] < referrer_joined.timestamp():
+            self.problem("import.before_referrer", line, referrer=referrer)
+        delay = delay_seconds(row[3], joined) if row[3] else None
+        self._placed(position, pid, wave + 1, root, delay, row)
+        return True
 
-@dataclass
-class _Placed:
-    """Where each row goes in the graph: referrer id, wave, root id, referral delay."""
-
-    parents: list[int | None]
-    waves: list[int]
-    roots: list[int]
-    delays: list[float | None]
-
-
-def _place(rows: _Rows, conn: sqlite3.Connection, first_id: int) -> _Placed:
-    """Referrer id, wave, root and delay of every row, without recursion; cycles raise."""
-    n = len(rows)
-    index = dict(zip(rows.refs, range(n), strict=True))
-    outside = _existing(conn, [r for r in rows.referrers if r and r not in index])
-    parent = [-1] * n  # index in the file of the referrer; -1: none in the file
-    waves = [-1] * n  # -1: not placed yet
-    roots = [0] * n
-    parents: list[int | None] = [None] * n
-    delays: list[float | None] = [None] * n
-    stamps = rows.stamps
-    for i, referrer in enumerate(rows.referrers):
-        if not referrer:
-            waves[i], roots[i] = 0, first_id + i
-        elif (j := index.get(referrer)) is not None:
-            parent[i], parents[i] = j, first_id + j
-            delays[i] = round(stamps[i] - stamps[j], 3)
-            if waves[j] >= 0:  # the referrer came earlier in the file: placed at once
-                waves[i], roots[i] = waves[j] + 1, roots[j]
-        else:
-            pid, wave, root, joined = outside[referrer]
-            parents[i], waves[i], roots[i] = pid, wave + 1, root
-            delays[i] = delay_seconds(rows.joined[i], joined)
-    visit = [0] * n  # the walk (start + 1) that last went through a row
-    cycles: list[ImportProblem] = []
-    for start in range(n):
-        if waves[start] >= 0:
-            continue
-        path: list[int] = []
-        i = start
-        while waves[i] < 0 and visit[i] != start + 1:
-            visit[i] = start + 1
-            path.append(i)
-            i = parent[i]
-        if waves[i] < 0:
-            # Came back to a row of this very walk: the rows from there on form a cycle.
-            loop = path[path.index(i) :]
-            lines = sorted(rows.lines[j] for j in loop)
-            cycles.append(
-                ImportProblem("import.cycle", lines[0], lines=", ".join(str(x) for x in lines))
+    def _placed(
+        self,
+        position: int,
+        parent: int | None,
+        wave: int,
+        root: int,
+        delay: float | None,
+        row: tuple[Any, ...],
+    ) -> None:
+        self.waves[position], self.roots[position] = wave, root
+        if self.write and not self.problems:
+            ref, kind, channel, joined, enrolled = row
+            campaign = None
+            if parent is None and channel[:9] == "campaign:":
+                campaign = self._campaign(channel[9:])
+            source_set = joined if (parent is not None or campaign is not None) else None
+            self.batch.append(
+                (
+                    self.first_id + position,
+                    ref,
+                    kind,
+                    parent,
+                    campaign,
+                    channel,
+                    source_set,
+                    root,
+                    wave,
+                    joined,
+                    enrolled,
+                    delay,
+                )
             )
-            for j in path:
-                waves[j] = 0  # placed as anything: the file is refused
-            continue
-        wave, root = waves[i], roots[i]
-        for j in reversed(path):
-            wave += 1
-            waves[j], roots[j] = wave, root
-    if cycles:
-        raise ImportRejected(cycles[:MAX_PROBLEMS])
-    return _Placed(parents, waves, roots, delays)
+            if len(self.batch) >= BATCH_ROWS:
+                self._flush()
 
-
-def _campaigns(conn: sqlite3.Connection, rows: _Rows) -> dict[str, int]:
-    """Campaign ids for the ``campaign:NAME`` channels, created as needed."""
-    names = {
-        channel.split(":", 1)[1] for channel in set(rows.channels) if channel[:9] == "campaign:"
-    }
-    found: dict[str, int] = {}
-    for name in names:
+    def _campaign(self, name: str) -> int | None:
+        """The campaign id of a ``campaign:NAME`` channel, created as needed."""
+        if name in self.campaigns:
+            return self.campaigns[name]
         code = codes.normalize_campaign(name)
-        if code is None:
-            continue
-        row = conn.execute("SELECT id FROM campaigns WHERE code = ?", (code,)).fetchone()
-        if row is None:
-            row = conn.execute(
-                "INSERT INTO campaigns (code, channel, created_at) VALUES (?, 'import', ?)"
-                " RETURNING id",
-                (code, rows.joined[0]),
-            ).fetchone()
-        found[name] = row[0]
-    return found
+        found: int | None = None
+        if code is not None:
+            row = self.conn.execute("SELECT id FROM campaigns WHERE code = ?", (code,)).fetchone()
+            if row is None:
+                row = self.conn.execute(
+                    "INSERT INTO campaigns (code, channel, created_at) VALUES (?, 'import', ?)"
+                    " RETURNING id",
+                    (code, self.first_joined),
+                ).fetchone()
+            found = row[0]
+        self.campaigns[name] = found
+        return found
+
+    def _flush(self) -> None:
+        if self.batch and self.write and not self.problems:
+            self.conn.executemany(
+                "INSERT INTO participants (id, ref, kind, referrer_id, campaign_id, channel,"
+                " source_set_at, root_id, wave, joined_at, enrolled_at, referral_delay_s)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.batch,
+            )
+            self.written += len(self.batch)
+        self.batch = []
+
+    def _unresolved(self) -> None:
+        """Rows still waiting at the end: an unknown referrer, or a cycle in the file."""
+        if not self.waiting:
+            return
+        parent: dict[int, int] = {}
+        rows_line: dict[int, int] = {}
+        for referrer, rows in sorted(self.waiting.items(), key=lambda item: item[1][0][1]):
+            j = self.index.get(referrer)
+            for position, line, _row in rows:
+                rows_line[position] = line
+                if j is None:
+                    self.problem("import.unknown_referrer", line, referrer=referrer)
+                else:
+                    parent[position] = j
+        if self.problems:
+            return
+        # Every row left waits for a row that waits too: walk each chain to its loop.
+        placed: set[int] = set()
+        visit: dict[int, int] = {}
+        for start in sorted(parent):
+            if start in placed:
+                continue
+            path: list[int] = []
+            i = start
+            while i not in placed and visit.get(i) != start:
+                visit[i] = start
+                path.append(i)
+                i = parent[i]
+            if i not in placed:
+                loop = path[path.index(i) :]
+                found = sorted(rows_line[j] for j in loop)
+                self.problem("import.cycle", found[0], lines=", ".join(str(x) for x in found))
+            placed.update(path)
 
 
 # Above this many rows (and more than already stored), the participants' secondary indexes are
 # dropped and rebuilt: one sort per index instead of a million random B-tree inserts.
 REBUILD_INDEXES_FROM = 50_000
-IMPORT_CACHE_KIB = 256 * 1024
-
-
-def _insert(conn: sqlite3.Connection, rows: _Rows, placed: _Placed, first_id: int) -> None:
-    campaigns = _campaigns(conn, rows)
-    campaign_of = [
-        campaigns.get(channel[9:]) if parent is None and channel[:9] == "campaign:" else None
-        for channel, parent in zip(rows.channels, placed.parents, strict=True)
-    ]
-    source_set = [
-        joined if (parent is not None or campaign is not None) else None
-        for joined, parent, campaign in zip(rows.joined, placed.parents, campaign_of, strict=True)
-    ]
-    indexes: list[str] = []
-    if len(rows) >= REBUILD_INDEXES_FROM and len(rows) > first_id - 1:
-        indexes = [
-            sql
-            for (sql,) in conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'participants'"
-                " AND sql IS NOT NULL"
-            )
-        ]
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'participants'"
-            " AND sql IS NOT NULL"
-        ).fetchall():
-            conn.execute(f'DROP INDEX "{name}"')
-    conn.executemany(
-        "INSERT INTO participants (id, ref, kind, referrer_id, campaign_id, channel,"
-        " source_set_at, root_id, wave, joined_at, enrolled_at, referral_delay_s)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        zip(
-            range(first_id, first_id + len(rows)),
-            rows.refs,
-            rows.kinds,
-            placed.parents,
-            campaign_of,
-            rows.channels,
-            source_set,
-            placed.roots,
-            placed.waves,
-            rows.joined,
-            rows.enrolled,
-            placed.delays,
-            strict=True,
-        ),
-    )
-    for sql in indexes:
-        conn.execute(sql)
+# The page cache while importing: enough for the index rebuilds' sorts, within the import's
+# memory budget (300 MB for a million rows, issue 19).
+IMPORT_CACHE_KIB = 64 * 1024
 
 
 def import_rows(
-    conn: sqlite3.Connection, text: str, tz: str = "UTC", now: datetime | None = None
+    conn: sqlite3.Connection,
+    source: str | TextIO,
+    tz: str = "UTC",
+    now: datetime | None = None,
+    rows_hint: int | None = None,
 ) -> int:
-    """Check and load a whole CSV text in one transaction; returns the number of rows."""
+    """Check and load a whole CSV (a text, or a text stream read once) in one transaction;
+    returns the number of rows. ``rows_hint`` (about the number of lines) chooses whether the
+    indexes are rebuilt after the insert; a text counts its own lines."""
+    if rows_hint is None:
+        rows_hint = source.count("\n") if isinstance(source, str) else 0
 
     def run(conn: sqlite3.Connection) -> int:
-        rows = parse(text, tz, conn, now)
-        if not rows:
-            return 0
-        first_id = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]) + 1
-        placed = _place(rows, conn, first_id)
-        _insert(conn, rows, placed, first_id)
-        log_event(conn, "imported", count=len(rows))
-        return len(rows)
+        loader = _Loader(conn, tz, now, write=True)
+        indexes: list[tuple[str, str]] = []
+        stored = conn.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
+        if rows_hint >= REBUILD_INDEXES_FROM and rows_hint > stored:
+            indexes = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                " AND tbl_name = 'participants' AND sql IS NOT NULL"
+            ).fetchall()
+            for name, _sql in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
+        count = loader.run(_source_lines(source))
+        loader.release()  # the ids and arrays are not needed by the index builds below
+        for _name, sql in indexes:
+            conn.execute(sql)
+        if count:
+            log_event(conn, "imported", count=count)
+        return count
 
-    # Every referrer was checked against the file and the database above, so the per-row
-    # foreign-key checks would only cost time (and, with indexes dropped, whole-table scans).
+    # Every referrer is checked against the file and the database, so the per-row foreign-key
+    # checks would only cost time (and, with indexes dropped, whole-table scans).
     # Neither pragma can change inside a transaction: set them around it.
     foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]

@@ -13,7 +13,7 @@ from bot import charts, poster
 from bot import labels as labels_module
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
-from referrals import actions, analytics, csvio, dialogue, eventlog, relatives, sms_queue, stats
+from referrals import actions, analytics, csvio, dialogue, eventlog, relatives, sms_queue
 from referrals.errors import RelaisError
 from referrals.store import now_iso
 from referrals.timeutil import day_bounds
@@ -42,8 +42,7 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     lang = conv.lang(person)
     since, until = _parse_day(args.get("depuis")), _parse_day(args.get("jusqua"))
     low, high = day_bounds(since, until, conv.settings.tz)
-    figures = await conv.db.read(stats.compute, low, high)
-    extra = await conv.db.read(analytics.compute, low, high, conv.settings.tz)
+    figures, extra = await conv.db.read(analytics.staff_figures, low, high, conv.settings.tz)
     refs = [t["participant"] for t in figures["top_referrers"]]
     names = await conv.db.read(dialogue.display_names, refs)
     period = ""

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot import cli
+from bot import charts, cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 390, 844
@@ -45,7 +45,10 @@ MEASURE_JS = """
   });
   var out = {innerWidth: window.innerWidth, scrollWidth: doc.scrollWidth,
              bodyScrollWidth: document.body.scrollWidth, widest: widest, smallest: smallest,
-             images: document.images.length};
+             images: document.images.length,
+             imageScale: Array.prototype.map.call(document.images, function (image) {
+               return image.getBoundingClientRect().width / image.naturalWidth;
+             })};
   var pre = window.parent.document.createElement('pre');
   pre.id = 'measure';
   pre.textContent = JSON.stringify(out);
@@ -94,7 +97,8 @@ def build_report(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) ->
 async def test_report_fits_a_phone(
     name: str, tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    html = build_report(tmp_path, data_dir / name, monkeypatch)
+    # cli.main runs its own event loop: in a worker thread, as a shell would run it.
+    html = await asyncio.to_thread(build_report, tmp_path, data_dir / name, monkeypatch)
     measured = html.replace("</body>", '<script src="/measure.js"></script></body>')
 
     async def frame(request: web.Request) -> web.Response:
@@ -134,3 +138,6 @@ async def test_report_fits_a_phone(
     assert m["widest"] <= WIDTH + 0.5, m
     assert m["smallest"] >= 12, m
     assert m["images"] == 3, m
+    # The charts' smallest text (points at the PNG's DPI), as drawn at the image's shown width.
+    chart_px = charts.MIN_TEXT_SIZE * charts.DPI / 72
+    assert all(chart_px * scale >= charts.MIN_PHONE_PX for scale in m["imageScale"]), m
