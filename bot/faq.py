@@ -70,7 +70,7 @@ MAX_SUGGESTIONS = 3
 # The classifier answers when its probability and its lead over the runner-up are high enough.
 THRESHOLD_P = 0.6
 MARGIN = 0.1
-STOP_P = 0.6  # the stop intent's own threshold
+STOP_P = 0.4  # the stop intent's own threshold
 SUGGESTION_P = 0.08
 # Training on SMS-spelt and context-wrapped copies of the examples (faq_model.augment) was
 # measured and left off: it did not help on the dev sets and tripled the training time.
@@ -1063,7 +1063,8 @@ class FaqEngine:
         learnt: Iterable[tuple[str, str, str]] = (),
     ) -> FaqEngine:
         """Load, index and train on messages/<lang>/faq; raise KnowledgeBaseError (its problems
-        in ``lang``) on any invalid file. ``method`` is ``sgd``, ``logreg``, ``svm`` or
+        in ``lang``) on any invalid file. ``method`` is ``softmax`` (default), ``sgd``, ``logreg``,
+        ``svm`` or
         ``lexical`` (the matcher before issue 16, for comparison). ``learnt`` are examples staff
         added from real questions (entry id, language, text), learnt beside the YAML ones."""
         indexes, problems = _load_all(Path(messages_dir), facts_path, lang)

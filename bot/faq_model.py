@@ -1,12 +1,14 @@
 """Supervised question classifier over the knowledge base's examples (issue 16).
 
 Each language has its own model: character n-grams within words (SMS spelling, typos) and word
-uni/bigrams over stems and lexicon concepts feed a multinomial logistic regression, whose
+uni/bigrams over stems and lexicon concepts (with ``#unk`` marks for words the topics do not
+use) feed a multinomial logistic regression (softmax, fitted here by full-batch Adam), whose
 probabilities decide when to abstain. Out-of-scope traps (``_outofscope.yaml``) are a class of
 their own. A small character model tells French from English for each message.
 
-Training takes about a second on a busy machine, so the fitted models are cached by a hash of
-everything they are trained on (outside the source tree: see ``cache_dir``).
+Training takes a few seconds, so the fitted models are cached by a hash of everything they are
+trained on (outside the source tree: see ``cache_dir``). Answering uses only numpy arrays: no
+scikit-learn or scipy import.
 """
 
 from __future__ import annotations
@@ -204,9 +206,10 @@ class LangModel:
 
 
 def make_classifier(method: str = DEFAULT_METHOD) -> Any:
-    """The linear model. ``sgd`` (default): logistic regression fitted by averaged stochastic
-    gradient descent, as good as ``logreg`` (the same loss solved exactly by L-BFGS) on the dev
-    sets and seven times faster to train; ``svm``: a linear SVM calibrated by sigmoid."""
+    """The scikit-learn linear models kept for comparison (the default, ``softmax``, is
+    ``fit_softmax``). ``sgd``: one-vs-rest logistic regression fitted by averaged stochastic
+    gradient descent (the default before); ``logreg``: multinomial logistic regression solved
+    by L-BFGS (slow: 25-50 s); ``svm``: a linear SVM calibrated by sigmoid."""
     if method == "sgd":
         from sklearn.linear_model import SGDClassifier
 
