@@ -30,7 +30,7 @@ import numpy as np
 
 OUT = "__out__"  # the out-of-scope class
 DEFAULT_METHOD = "softmax"
-MODEL_VERSION = "6"  # bump when features or training change, to invalidate caches
+MODEL_VERSION = "7"  # bump when features or training change, to invalidate caches
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 _LONG_WORDS = 12
 
@@ -296,21 +296,33 @@ def fit_softmax(x: Any, labels: list[str]) -> tuple[np.ndarray, list[str], np.nd
     lam, lr, steps = SOFTMAX_L2, SOFTMAX_RATE, SOFTMAX_STEPS
     mw, vw, mb, vb = np.zeros_like(w), np.zeros_like(w), np.zeros(k), np.zeros(k)
     xt = x.T.tocsr()
+    scratch = np.empty_like(w)
     for t in range(1, steps + 1):
-        z = x @ w + b
+        z = x @ w
+        z += b
         z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        g = (p - onehot) * sample[:, None]
-        gw = xt @ g + lam * w
-        gb = g.sum(axis=0)
-        mw = 0.9 * mw + 0.1 * gw
-        vw = 0.999 * vw + 0.001 * gw * gw
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        z -= onehot
+        z *= sample[:, None]
+        gw = xt @ z
+        gw += lam * w
+        gb = z.sum(axis=0)
+        # Adam, in place (the weights are the large arrays).
+        mw *= 0.9
+        mw += 0.1 * gw
+        np.multiply(gw, gw, out=gw)
+        vw *= 0.999
+        vw += 0.001 * gw
         mb = 0.9 * mb + 0.1 * gb
         vb = 0.999 * vb + 0.001 * gb * gb
-        c1, c2 = 1 - 0.9**t, 1 - 0.999**t
-        w -= lr * (mw / c1) / (np.sqrt(vw / c2) + 1e-8)
-        b -= lr * (mb / c1) / (np.sqrt(vb / c2) + 1e-8)
+        step = lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        np.sqrt(vw, out=scratch)
+        scratch += 1e-8 * np.sqrt(1 - 0.999**t)
+        np.divide(mw, scratch, out=scratch)
+        scratch *= step
+        w -= scratch
+        b -= step * mb / (np.sqrt(vb) + 1e-8 * np.sqrt(1 - 0.999**t))
     return w, classes, b
 
 
