@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--eval", metavar=h("metavar_jsonl"), help=h("faq_eval"))
     check.add_argument("--cv", action="store_true", help=h("faq_cv"))
     check.add_argument(
-        "--method", choices=("sgd", "logreg", "svm", "lexical"), help=h("faq_method")
+        "--method", choices=("softmax", "sgd", "logreg", "svm", "lexical"), help=h("faq_method")
     )
     check.add_argument("--mistakes", action="store_true", help=h("faq_mistakes"))
     sms = group("sms", "sms")

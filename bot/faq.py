@@ -23,6 +23,7 @@ from bot.faq_model import (
     OUT,
     LangModel,
     TopicModel,
+    augment,
     cached,
     content_hash,
     fit_lang,
@@ -59,6 +60,7 @@ KINDS = ("answer", "smalltalk")
 LEXICON_FILE = "_lexicon.yaml"
 UNKNOWN_FILE = "_unknown.yaml"
 OUT_OF_SCOPE_FILE = "_outofscope.yaml"
+EXAMPLES_FILE = "_examples.yaml"  # more examples per entry id, by style, beside the entries
 STEMMERS = {"fr": "french", "en": "english"}
 
 # Confidence below which the engine abstains, and the lowest score worth offering as a suggestion.
@@ -68,9 +70,14 @@ MAX_SUGGESTIONS = 3
 # The classifier answers when its probability and its lead over the runner-up are high enough.
 THRESHOLD_P = 0.6
 MARGIN = 0.1
+STOP_P = 0.4  # the stop intent's own threshold
 SUGGESTION_P = 0.08
+# Training on SMS-spelt and context-wrapped copies of the examples (faq_model.augment) was
+# measured and left off: it did not help on the dev sets and tripled the training time.
+AUGMENT = False
 WHOLE_WEIGHT = 2.0  # weight of the whole message against each of its sentences
 QUESTION_WEIGHT = 2.0  # weight of a sentence that asks something, against context
+CROSS_LANGUAGE_P = 0.8  # confidence the other language's model needs when this one abstains
 LANG_SWITCH = 0.8  # probability of the other language needed to answer in it
 # How a long message is read: "whole-first" (the whole message when it is clear, else its first
 # clear question), "first", "best" (most confident question) or "combined" (weighted average).
@@ -759,6 +766,9 @@ def _load_language(
                 continue
             entries[entry.id] = entry
             origin[entry.id] = shown
+    extra_path = folder / EXAMPLES_FILE
+    if extra_path.exists():
+        _add_extra_examples(entries, extra_path, messages_dir, problems)
     for required in REQUIRED_IDS:
         if required not in entries:
             problems.add("required_missing", file=_display(folder, messages_dir), id=required)
@@ -809,6 +819,38 @@ def _load_language(
         else:
             unknown = {**unknown, "out_of_scope": examples}
     return entries, lexicon, unknown, problems
+
+
+def _add_extra_examples(
+    entries: dict[str, FaqEntry], path: Path, messages_dir: Path, problems: _Problems
+) -> None:
+    """Add the examples of ``_examples.yaml`` (entry id -> style -> phrases) to the entries."""
+    shown = _display(path, messages_dir)
+    data = _read_yaml(path, messages_dir, problems)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        problems.add("expected_mapping", file=shown)
+        return
+    for entry_id, styles in data.items():
+        where = problems.say("where_entry", file=shown, id=entry_id)
+        entry = entries.get(str(entry_id))
+        if entry is None:
+            problems.add("examples_unknown_entry", where=where)
+            continue
+        if not isinstance(styles, dict):
+            problems.add("expected_mapping", file=where)
+            continue
+        styled = list(entry.styled_examples)
+        for style, phrases in styles.items():
+            values = _string_list(phrases)
+            if style not in ("short", *EXAMPLE_STYLES) or values is None:
+                problems.add("not_phrase_list", where=where, name=str(style))
+                continue
+            styled.extend((str(style), v) for v in values)
+        entries[entry.id] = replace(
+            entry, styled_examples=tuple(styled), examples=tuple(e for _, e in styled)
+        )
 
 
 def _parse_entry(
@@ -956,7 +998,12 @@ def _train(
     material = {}
     for lang, index in indexes.items():
         texts, labels = index.training_set(without, out_keep)
-        material[lang] = ([index.analyzer.prepare(t) for t in texts], labels, texts)
+        extra_texts, extra_labels = augment(texts, labels, lang, fold) if AUGMENT else ([], [])
+        material[lang] = (
+            [index.analyzer.prepare(t) for t in [*texts, *extra_texts]],
+            [*labels, *extra_labels],
+            texts,
+        )
 
     def build() -> tuple[dict[str, TopicModel], LangModel | None]:
         topics = {
@@ -1016,7 +1063,8 @@ class FaqEngine:
         learnt: Iterable[tuple[str, str, str]] = (),
     ) -> FaqEngine:
         """Load, index and train on messages/<lang>/faq; raise KnowledgeBaseError (its problems
-        in ``lang``) on any invalid file. ``method`` is ``sgd``, ``logreg``, ``svm`` or
+        in ``lang``) on any invalid file. ``method`` is ``softmax`` (default), ``sgd``, ``logreg``,
+        ``svm`` or
         ``lexical`` (the matcher before issue 16, for comparison). ``learnt`` are examples staff
         added from real questions (entry id, language, text), learnt beside the YAML ones."""
         indexes, problems = _load_all(Path(messages_dir), facts_path, lang)
@@ -1109,6 +1157,17 @@ class FaqEngine:
         index = self._index(lang)
         lang = index.lang
         entry_id, score, kind, suggestions = self._match(index, question)
+        if entry_id is None and detect and CROSS_LANGUAGE_P < 1.0:
+            # A message in the other language, or mixing both ("Unsubscribe", "faut la carte
+            # vitale for the appointment?"): the other model may know it well.
+            for other in self._indexes.values():
+                if other is index:
+                    continue
+                found = self._match(other, question)
+                if found[0] is not None and found[1] >= CROSS_LANGUAGE_P:
+                    index, lang = other, other.lang
+                    entry_id, score, kind, suggestions = found
+                    break
         if entry_id is not None:
             entry = index.entries[entry_id]
             text = entry.text_for(channel, audience, inviter)
@@ -1156,7 +1215,8 @@ class FaqEngine:
         def decided(row: np.ndarray) -> str | None:
             order = np.argsort(-row)
             best, p_best = classes[order[0]], float(row[order[0]])
-            if best == OUT or p_best < THRESHOLD_P or p_best - float(row[order[1]]) < MARGIN:
+            threshold = STOP_P if best == "stop" else THRESHOLD_P
+            if best == OUT or p_best < threshold or p_best - float(row[order[1]]) < MARGIN:
                 return None
             return best
 
@@ -1166,7 +1226,9 @@ class FaqEngine:
         asked: list[tuple[str, float]] = []
         if len(parts) > 1:
             for row, part in zip(probs[1:], parts, strict=True):
-                cid = decided(row) if is_question(part) else None
+                cid = decided(row)
+                if cid is not None and cid != "stop" and not is_question(part):
+                    cid = None  # context, not a question (a refusal counts however it is put)
                 if cid is not None and all(cid != c for c, _ in asked):
                     asked.append((cid, float(row.max())))
         if LONG_STRATEGY == "best" and asked:
