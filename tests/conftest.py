@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot import bootstrap
+from bot import bootstrap, faq
 from bot.faq import FaqEngine
 from bot.settings import VARIABLES
 from referrals.store import Database
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+# Where the tests' temporary folders go when this machine has a memory file system: the suite
+# creates a few thousand throw-away SQLite databases, and on a disk each pays the disk's syncs.
+MEMORY_TEMP = Path("/dev/shm")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary folders in memory (``/dev/shm``) when there is one and nothing else was asked
+    (``--basetemp`` or ``PYTEST_DEBUG_TEMPROOT`` win). Nothing a test checks depends on it."""
+    if config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+        return
+    if MEMORY_TEMP.is_dir() and os.access(MEMORY_TEMP, os.W_OK | os.X_OK):
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(MEMORY_TEMP)
 
 
 @pytest.fixture
@@ -46,7 +60,7 @@ class _SharedEngines:
 
     Building the engine reads and indexes about fifty YAML files (half a second of CPU); most
     tests build an app on the shipped, unchanged messages. The key holds every argument and the
-    size and modification time of every file in the folder, so a test that edits or overlays a
+    contents of every file in the folder, so a test that edits or overlays a
     file gets an engine of its own, and a broken base still raises (failures are not kept).
     ``FaqEngine.load`` itself, called directly by the FAQ tests and the CLI, is left alone. An
     engine is not changed after loading, so tests can share one.
@@ -64,20 +78,41 @@ class _SharedEngines:
         learnt: Iterable[tuple[str, str, str]] = (),
     ) -> FaqEngine:
         learnt = tuple(learnt)
-        folder = Path(messages_dir)
-        files = tuple(
-            (str(path), stat.st_size, stat.st_mtime_ns)
-            for path in sorted(folder.rglob("*"))
-            if (stat := path.stat()) and path.is_file()
-        )
-        key = (str(folder), facts_path, lang, method, learnt, files)
+        key = (_fingerprint(messages_dir), _contents(facts_path), lang, method, learnt)
         if key not in self._engines:
-            self._engines[key] = FaqEngine.load(folder, facts_path, lang, method, learnt)
+            self._engines[key] = FaqEngine.load(messages_dir, facts_path, lang, method, learnt)
         return self._engines[key]
+
+
+def _fingerprint(folder: Path) -> tuple[str, str]:
+    """The folder and a hash of the names and contents of every file in it (a few ms)."""
+    digest = hashlib.blake2b()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return (str(folder), digest.hexdigest())
+
+
+def _contents(path: Path | None) -> tuple[str, bytes] | None:
+    return None if path is None else (str(path), Path(path).read_bytes())
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_faq_engine_per_knowledge_base() -> Iterator[None]:
+    """``build_app`` and the doctor's check of the knowledge base, once per unchanged base."""
+    checked: dict[tuple[Any, ...], list[str]] = {}
+    check = faq.check_knowledge_base
+
+    def check_once(
+        messages_dir: Path, facts_path: Path | None = None, lang: str = "en"
+    ) -> list[str]:
+        key = (_fingerprint(messages_dir), _contents(facts_path), lang)
+        if key not in checked:
+            checked[key] = check(messages_dir, facts_path, lang)
+        return list(checked[key])
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bootstrap, "FaqEngine", _SharedEngines())
+        # bot.doctor imports it when it checks; the FAQ tests hold the function itself.
+        patch.setattr(faq, "check_knowledge_base", check_once)
         yield
