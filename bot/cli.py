@@ -21,6 +21,7 @@ from bot.context import (
     parse_day,
     period_text,
     read_csv_file,
+    rejected_file,
     write_atomically,
 )
 from bot.logging import configure_logging, get_logger, open_log
@@ -45,12 +46,7 @@ async def cmd_import(ctx: Context) -> int:
         text = decode_csv(ctx, data)
         count = await db.call(csvio.import_rows, text, ctx.settings.tz)
     except ImportRejected as exc:
-        lines = [ctx.t("import.rejected", count=len(exc.problems))]
-        lines += [
-            "  " + ctx.t(problem.key, line=problem.line, **problem.params)
-            for problem in exc.problems
-        ]
-        raise CliError(f"{path}: " + "\n".join(lines)) from exc
+        raise rejected_file(ctx, exc, "import.rejected") from exc
     finally:
         await db.close()
     print(ctx.t("import.done", count=count, path=str(path)), file=sys.stderr)

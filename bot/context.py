@@ -18,6 +18,7 @@ from bot.logging import get_logger
 from bot.settings import Settings
 from bot.texts import Texts, resolve_messages_dir
 from referrals import csvio
+from referrals.errors import ImportRejected
 from referrals.files import create_private
 from referrals.store import Database
 
@@ -119,3 +120,12 @@ def decode_csv(ctx: Context, data: bytes) -> str:
     if encoding == "cp1252":
         print(ctx.t("import.read_as_cp1252"), file=sys.stderr)
     return data.decode(encoding)
+
+
+def rejected_file(ctx: Context, exc: ImportRejected, header_key: str) -> CliError:
+    """The error for a refused CSV: the file, how many problems, then each problem with its line."""
+    lines = [ctx.t(header_key, count=len(exc.problems))]
+    lines += [
+        "  " + ctx.t(problem.key, line=problem.line, **problem.params) for problem in exc.problems
+    ]
+    return CliError(f"{ctx.args.file}: " + "\n".join(lines))
