@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
@@ -44,6 +45,17 @@ async def tmp_db(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """The root logger's handlers and level back after each test: ``bot.cli.main`` called in
+    the test process points them at that test's captured stdout or stderr, closed after it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
