@@ -107,7 +107,11 @@ _WORD_RE = re.compile(r"[a-z0-9+]+")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser (ten times faster than the pure-Python one) when PyYAML was built with it.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):
     """Safe YAML loader where only true/false are booleans (so "on" and "no" stay words)."""
 
 

@@ -1,7 +1,10 @@
 """Broken files refused cleanly by every command, through the real `relais` entry point (#20).
 
-Each case runs ``python -m bot.cli`` in a subprocess, as a person would run ``relais``: exit 2,
-one sentence on stderr naming the file (and the entry or line), no traceback.
+Each case runs the ``relais`` entry point (``bot.cli.main``) as a person would run ``relais``:
+exit 2, one sentence on stderr naming the file (and the entry or line), no traceback. The
+database cases call it in the test process, with the environment and folder of a subprocess; the
+cases that break the shipped knowledge base run ``python -m bot.cli`` in a subprocess on a copy
+of the code, as does the counterpart that starts a real console.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from bot import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # generous: the machine is shared; nothing here depends on speed
@@ -43,6 +49,31 @@ def relais(
     )
 
 
+@pytest.fixture
+def relais_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``relais`` run in this process through its entry point, as ``relais`` above runs it."""
+
+    def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            for name in os.environ:
+                if name.startswith(("RELAIS_", "DISCORD_", "TWILIO_", "SMS_")):
+                    patch.delenv(name)
+            patch.setenv("DISCORD_TOKEN", "not-a-real-token")
+            patch.setenv("RELAIS_TZ", "UTC")
+            capsys.readouterr()
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # what the console script would exit with
+                code = exc.code if isinstance(exc.code, int) else 1
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["relais", *args], code, out, err)
+
+    return run
+
+
 def assert_refused(done: subprocess.CompletedProcess[str], *expected: str) -> None:
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
@@ -51,21 +82,25 @@ def assert_refused(done: subprocess.CompletedProcess[str], *expected: str) -> No
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
-def test_a_file_that_is_not_a_database(tmp_path: Path, command: list[str]) -> None:
+def test_a_file_that_is_not_a_database(
+    tmp_path: Path, command: list[str], relais_here: Callable[..., Any]
+) -> None:
     (tmp_path / "notes.db").write_bytes(b"these are my notes, not a database\n" * 100)
-    done = relais(tmp_path, *command, "--db", "notes.db")
+    done = relais_here(tmp_path, *command, "--db", "notes.db")
     assert_refused(done, "notes.db", "n'est pas une base Relais")
     assert (tmp_path / "notes.db").read_bytes().startswith(b"these are my notes")
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
-def test_a_database_from_a_newer_version(tmp_path: Path, command: list[str]) -> None:
+def test_a_database_from_a_newer_version(
+    tmp_path: Path, command: list[str], relais_here: Callable[..., Any]
+) -> None:
     conn = sqlite3.connect(tmp_path / "future.db")
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     conn.execute("PRAGMA user_version = 999")
     conn.commit()
     conn.close()
-    done = relais(tmp_path, *command, "--db", "future.db")
+    done = relais_here(tmp_path, *command, "--db", "future.db")
     assert_refused(done, "future.db", "version plus récente", "999")
     conn = sqlite3.connect(tmp_path / "future.db")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 999  # untouched
@@ -95,15 +130,17 @@ def read_only(folder: Path) -> Iterator[None]:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
-def test_a_read_only_folder(tmp_path: Path, command: list[str], existing: bool) -> None:
+def test_a_read_only_folder(
+    tmp_path: Path, command: list[str], existing: bool, relais_here: Callable[..., Any]
+) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
     if existing:  # a database made before, whose folder became read-only (a volume mounted ro)
-        assert relais(tmp_path, "stats", "--db", "data/relais.db").returncode == 0
+        assert relais_here(tmp_path, "stats", "--db", "data/relais.db").returncode == 0
         for leftover in folder.glob("relais.db-*"):
             leftover.unlink()
     with read_only(folder):
-        done = relais(tmp_path, *command, "--db", "data/relais.db")
+        done = relais_here(tmp_path, *command, "--db", "data/relais.db")
     assert_refused(done, "data", "n'est pas accessible en écriture")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot import poster
 from bot.commands.registry import Option, command
 from bot.logging import get_logger
 from bot.ports import Attachment, Person, Reply
@@ -74,6 +73,8 @@ async def checkin_link(conv: Conversation, action: Action) -> str | None:
     staff=True,
 )
 async def _action(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
+    from bot import poster  # matplotlib: imported when a poster is made
+
     lang = conv.lang(person)
     now = conv.agenda.now()
     tz = conv.settings.tz

@@ -9,7 +9,6 @@ import sqlite3
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from bot import charts, poster
 from bot import labels as labels_module
 from bot.commands.registry import Option, command
 from bot.ports import Attachment, Person, Reply, Target
@@ -39,6 +38,8 @@ def _parse_day(value: str | None) -> date | None:
 
 @command("stats", Option("depuis", required=False), Option("jusqua", required=False), staff=True)
 async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
+    from bot import charts  # matplotlib: imported when a chart or poster is made
+
     lang = conv.lang(person)
     since, until = _parse_day(args.get("depuis")), _parse_day(args.get("jusqua"))
     low, high = day_bounds(since, until, conv.settings.tz)
@@ -113,6 +114,8 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
 
 @command("chaine", Option("membre", rest=True), staff=True)
 async def _chaine(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
+    from bot import charts  # matplotlib: imported when a chart or poster is made
+
     lang = conv.lang(person)
     found = await conv.referrals.find(args["membre"])
     if found is None:
@@ -144,6 +147,8 @@ async def _chaine(conv: Conversation, person: Person, args: dict[str, str]) -> l
 
 @command("campagne", Option("nom"), Option("canal", required=False, rest=True), staff=True)
 async def _campagne(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
+    from bot import poster  # matplotlib: imported when a chart or poster is made
+
     lang = conv.lang(person)
     if (result := await conv.db.read(actions.result_of, args["nom"])) is not None:
         return [conv.reply(person, "actions.result_one", lang, r=result)]  # an action's results
