@@ -74,11 +74,6 @@ class MessageCatalogError(Exception):
     """A message file is missing, malformed, or lacks a key."""
 
 
-# libyaml's safe loader when PyYAML was built with it: the same mappings, about 13x faster
-# (the pure-Python one took about a second of every command's start-up).
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _load_catalog(directory: Path) -> dict[str, str]:
     entries: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
