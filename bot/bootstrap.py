@@ -40,7 +40,7 @@ from bot.sms.service import SmsService
 from bot.sms.twilio_transport import TwilioTransport
 from bot.texts import Texts, resolve_messages_dir
 from bot.web import create_app
-from referrals import dialogue
+from referrals import analytics, dialogue
 from referrals.service import ReferralService
 from referrals.store import Database
 
@@ -194,6 +194,24 @@ async def _flush_when_ready(bot: RelaisBot, router: DeliveryRouter) -> None:
             await router.flush()
 
 
+async def warm_figures(app: App) -> None:
+    """Compute the figures on the reader connection at start-up (in its thread, off the event
+    loop) and load the charting library, so that the first ``/stats`` does not pay for them
+    (issue 19)."""
+    try:
+        await app.db.read(analytics.warm, app.settings.tz)
+        await asyncio.to_thread(_warm_charts)
+    except Exception:  # a cold /stats later is all it costs
+        log.warning("figures_not_warmed", exc_info=True)
+
+
+def _warm_charts() -> None:
+    """Import matplotlib and load its fonts (about a second), as the first chart would."""
+    from bot import charts
+
+    charts.waves_chart([], dict.fromkeys(charts.LABEL_KEYS, ""))
+
+
 class DiscordRun:
     """The Discord side of ``relais run``: the bot over the app, its channels attached to the
     delivery router, the gateway, the outbox flushed at READY and every minute (the
@@ -243,6 +261,7 @@ class DiscordRun:
         self._tasks = [
             asyncio.create_task(_flush_when_ready(self.bot, self.app.router)),
             asyncio.create_task(maintenance_loop(self.app, self.stop, tick)),
+            asyncio.create_task(warm_figures(self.app)),
         ]
         return self.gateway
 
