@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,20 +197,19 @@ async def _flush_when_ready(bot: RelaisBot, router: DeliveryRouter) -> None:
 
 async def warm_figures(app: App) -> None:
     """Compute the figures on the reader connection at start-up (in its thread, off the event
-    loop) and load the charting library, so that the first ``/stats`` does not pay for them
-    (issue 19)."""
+    loop) and draw their charts in worker threads, so that the first ``/stats`` on an unchanged
+    database does not pay for them (issue 19)."""
     try:
-        await app.db.read(analytics.warm, app.settings.tz)
-        await asyncio.to_thread(_warm_charts)
+        figures, extra = await app.db.read(analytics.staff_figures, None, None, app.settings.tz)
+        charts = await asyncio.to_thread(importlib.import_module, "bot.charts")
+        lang = app.settings.lang
+        labels = charts.chart_labels(lambda key: app.conversation.t(key, lang))
+        # Drawn as /stats draws them (in the staff's usual language); kept by their inputs.
+        await charts.timeline_chart_async(extra["timeline"], labels)
+        await charts.cohorts_chart_async(extra["cohorts"], labels)
+        await charts.waves_chart_async(figures["waves"], labels)
     except Exception:  # a cold /stats later is all it costs
         log.warning("figures_not_warmed", exc_info=True)
-
-
-def _warm_charts() -> None:
-    """Import matplotlib and load its fonts (about a second), as the first chart would."""
-    from bot import charts
-
-    charts.waves_chart([], dict.fromkeys(charts.LABEL_KEYS, ""))
 
 
 class DiscordRun:

@@ -620,6 +620,8 @@ class Snapshot:
     enrolled: np.ndarray  # bool
     source: np.ndarray  # int8 index into SOURCES
     active: np.ndarray  # bool: not left, banned or erased (leaderboards)
+    erased: np.ndarray  # bool
+    relative: np.ndarray  # bool: kind 'relative' (else 'youth')
     _sizes: np.ndarray | None = None
     _within: np.ndarray | None = None
 
@@ -722,6 +724,20 @@ def snapshot(conn: sqlite3.Connection) -> Snapshot:
     return snap
 
 
+def relative_figures(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> dict[str, int]:
+    """``relatives.figures`` from the snapshot: relatives who joined in the period, and young
+    people who came through a relative's code (erased people left out, not their referrer)."""
+    snap = snapshot(conn)
+    mask = snap.period(since, until) if since or until else snap.present.copy()
+    mask &= ~snap.erased
+    relatives = int((mask & snap.relative).sum())
+    youth = np.flatnonzero(mask & ~snap.relative & (snap.referrer > 0))
+    via_relative = int(snap.relative[snap.referrer[youth]].sum())
+    return {"relatives": relatives, "via_relative": via_relative}
+
+
 def warm(conn: sqlite3.Connection, tz: str = "UTC") -> None:
     """Compute the figures ahead of the first ``/stats`` (at start-up, on the reader): the
     snapshot and the figures over the whole period stay for the calls that follow."""
@@ -737,7 +753,8 @@ def _read_snapshot(conn: sqlite3.Connection, top: int) -> Snapshot:
         cursor.execute(
             "SELECT id * 4294967296 + COALESCE(referrer_id, 0),"
             f" COALESCE({_EPOCH_SQL}, {_NO_TIME}),"
-            f" wave * 64 + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
+            f" wave * 256 + (kind = 'relative') * 128 + (erased_at IS NOT NULL) * 64"
+            f" + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
             f" + ({_SOURCE_CODE_SQL}) * 2 + (enrolled_at IS NOT NULL)"
             f" + ({stats.ACTIVE_SQL.replace('r.', '')}) * 32 FROM participants"
         ),
@@ -754,12 +771,14 @@ def _read_snapshot(conn: sqlite3.Connection, top: int) -> Snapshot:
     return Snapshot(
         present=spread(np.ones(len(ids), dtype=np.bool_), np.bool_, False),
         referrer=spread(rows["ids"] & 0xFFFFFFFF, np.int64, 0),
-        wave=spread(small >> 6, np.int64, 0),
+        wave=spread(small >> 8, np.int64, 0),
         within=spread((small >> 3) & 1, np.bool_, False),
         joined=spread(rows["joined"], np.int64, _NO_TIME),
         enrolled=spread(small & 1, np.bool_, False),
         source=spread((small >> 1) & 3, np.int8, 3),
         active=spread((small >> 5) & 1, np.bool_, False),
+        erased=spread((small >> 6) & 1, np.bool_, False),
+        relative=spread((small >> 7) & 1, np.bool_, False),
     )
 
 
