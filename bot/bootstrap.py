@@ -272,14 +272,8 @@ class DiscordRun:
         for task in self._tasks[:1]:
             task.cancel()  # the READY flush, if the gateway never became ready
         await self.bot.close()
-        for task in [*self._tasks, *([self.gateway] if self.gateway else [])]:
-            try:
-                async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                    await asyncio.shield(task)
-            except TimeoutError:
-                task.cancel()
-            except BaseException:
-                pass  # the gateway's failure is read by ``failure``; the flush was cancelled
+        # The gateway's failure is read by ``failure``; the flush may have been cancelled.
+        await settle([*self._tasks, *([self.gateway] if self.gateway else [])])
         self.app.router.detach("discord")
         self.app.router.detach("channel")
 
@@ -289,6 +283,18 @@ class DiscordRun:
         if gateway is None or not gateway.done() or gateway.cancelled():
             return None
         return gateway.exception()
+
+
+async def settle(tasks: list[asyncio.Task[Any]]) -> None:
+    """Give each task up to SHUTDOWN_TIMEOUT to end, then cancel it."""
+    for task in tasks:
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+        except BaseException:
+            pass
 
 
 async def cmd_run(ctx: Context) -> int:
@@ -319,14 +325,7 @@ async def run_bot(ctx: Context) -> int:
             await asyncio.wait({web, gateway, stopping}, return_when=asyncio.FIRST_COMPLETED)
             log.info("shutting_down")
             await run.close()
-            for task in (web, stopping):
-                try:
-                    async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                        await asyncio.shield(task)
-                except TimeoutError:
-                    task.cancel()
-                except BaseException:
-                    pass  # the web server's failure is read just below
+            await settle([web, stopping])  # the web server's failure is read just below
             failure = run.failure()
             if isinstance(failure, discord.LoginFailure):
                 raise CliError(ctx.t("discord.bad_token"))

@@ -17,18 +17,16 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
 from bot.conversation import Conversation
-from bot.landing import LANDING, Landing, cookie_name
+from bot.landing import LANDING, Landing
 from bot.logging import get_logger
 from bot.pages import PAGES, install_pages
 from bot.ports import Person
 from referrals import actions
 from referrals.actions import Action, ActionError
-from referrals.landing import STATE_TTL
 from referrals.landing import new_state as _new_state
 
 log = get_logger(__name__)
@@ -111,29 +109,7 @@ class CheckinPage:
         await self.conv.db.write(
             _new_state, state, action.code, lang, landing.clock(), None, "checkin"
         )
-        query = urlencode(
-            {
-                "client_id": self.settings.discord_client_id,
-                "response_type": "code",
-                "redirect_uri": landing.redirect_uri,
-                "scope": CHECKIN_SCOPES,
-                "state": state,
-            }
-        )
-        response = web.Response(
-            status=302,
-            headers={"Location": f"{landing.authorize_url}?{query}", "Cache-Control": "no-store"},
-        )
-        response.set_cookie(
-            cookie_name(state),
-            state,
-            max_age=int(STATE_TTL.total_seconds()),
-            path="/oauth",
-            httponly=True,
-            samesite="Lax",
-            secure=landing.https,
-        )
-        return response
+        return landing.authorize_redirect(state, CHECKIN_SCOPES)
 
     async def identified(
         self, request: web.Request, person: Person, on_server: bool, code: str, lang: str | None

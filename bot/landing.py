@@ -408,12 +408,16 @@ class Landing:
             _invitation_of, request.query.get("i", ""), invite.referrer_id
         )
         await self.db.write(_new_state, state, invite.code, lang, self.clock(), invitation_id)
+        return self.authorize_redirect(state, SCOPES)
+
+    def authorize_redirect(self, state: str, scopes: str) -> web.Response:
+        """The redirect to Discord's consent page for ``state``, with the cookie that binds it."""
         query = urlencode(
             {
                 "client_id": self.settings.discord_client_id,
                 "response_type": "code",
                 "redirect_uri": self.redirect_uri,
-                "scope": SCOPES,
+                "scope": scopes,
                 "state": state,
             }
         )
