@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from bot.sms.service import SmsService
 from bot.sms.twilio_transport import TwilioTransport
 from bot.texts import Texts, resolve_messages_dir
 from bot.web import create_app
-from referrals import dialogue
+from referrals import analytics, dialogue
 from referrals.service import ReferralService
 from referrals.store import Database
 
@@ -194,6 +195,23 @@ async def _flush_when_ready(bot: RelaisBot, router: DeliveryRouter) -> None:
             await router.flush()
 
 
+async def warm_figures(app: App) -> None:
+    """Compute the figures on the reader connection at start-up (in its thread, off the event
+    loop) and draw their charts in worker threads, so that the first ``/stats`` on an unchanged
+    database does not pay for them (issue 19)."""
+    try:
+        figures, extra = await app.db.read(analytics.staff_figures, None, None, app.settings.tz)
+        charts = await asyncio.to_thread(importlib.import_module, "bot.charts")
+        lang = app.settings.lang
+        labels = charts.chart_labels(lambda key: app.conversation.t(key, lang))
+        # Drawn as /stats draws them (in the staff's usual language); kept by their inputs.
+        await charts.timeline_chart_async(extra["timeline"], labels)
+        await charts.cohorts_chart_async(extra["cohorts"], labels)
+        await charts.waves_chart_async(figures["waves"], labels)
+    except Exception:  # a cold /stats later is all it costs
+        log.warning("figures_not_warmed", exc_info=True)
+
+
 class DiscordRun:
     """The Discord side of ``relais run``: the bot over the app, its channels attached to the
     delivery router, the gateway, the outbox flushed at READY and every minute (the
@@ -243,6 +261,7 @@ class DiscordRun:
         self._tasks = [
             asyncio.create_task(_flush_when_ready(self.bot, self.app.router)),
             asyncio.create_task(maintenance_loop(self.app, self.stop, tick)),
+            asyncio.create_task(warm_figures(self.app)),
         ]
         return self.gateway
 

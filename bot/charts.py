@@ -67,6 +67,23 @@ def chart_labels(render: Callable[..., str]) -> dict[str, str]:
     return {name: render(f"analytics.{name}") for name in LABEL_KEYS}
 
 
+# The last charts drawn, by their inputs: the same figures and labels give the same PNG, so a
+# /stats on an unchanged database (or after the start-up warm-up) does not draw them again.
+MEMO_SIZE = 12
+_memo: dict[str, bytes] = {}
+
+
+def _memoised(kind: str, draw: Callable[[], bytes], *inputs: Any) -> bytes:
+    key = repr((kind, inputs))
+    png = _memo.get(key)
+    if png is None:
+        png = draw()
+        if len(_memo) >= MEMO_SIZE:
+            _memo.clear()
+        _memo[key] = png
+    return png
+
+
 def _figure() -> Figure:
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
@@ -273,15 +290,19 @@ def cohorts_chart(cohorts: Sequence[Mapping[str, Any]], labels: Mapping[str, str
 
 
 async def timeline_chart_async(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> bytes:
-    """``timeline_chart`` in a worker thread."""
-    return await asyncio.to_thread(timeline_chart, timeline, labels)
+    """``timeline_chart`` in a worker thread (the last few drawn are kept, ``_memoised``)."""
+    return await asyncio.to_thread(
+        _memoised, "timeline", lambda: timeline_chart(timeline, labels), timeline, labels
+    )
 
 
 async def cohorts_chart_async(
     cohorts: Sequence[Mapping[str, Any]], labels: Mapping[str, str]
 ) -> bytes:
-    """``cohorts_chart`` in a worker thread."""
-    return await asyncio.to_thread(cohorts_chart, cohorts, labels)
+    """``cohorts_chart`` in a worker thread (the last few drawn are kept, ``_memoised``)."""
+    return await asyncio.to_thread(
+        _memoised, "cohorts", lambda: cohorts_chart(cohorts, labels), cohorts, labels
+    )
 
 
 def tree_layout(nodes: Sequence[Mapping[str, Any]]) -> dict[int, tuple[float, int]]:
@@ -428,8 +449,10 @@ async def weekly_chart_async(
 
 
 async def waves_chart_async(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
-    """``waves_chart`` in a worker thread."""
-    return await asyncio.to_thread(waves_chart, waves, labels)
+    """``waves_chart`` in a worker thread (the last few drawn are kept, ``_memoised``)."""
+    return await asyncio.to_thread(
+        _memoised, "waves", lambda: waves_chart(waves, labels), waves, labels
+    )
 
 
 async def tree_chart_async(

@@ -17,6 +17,7 @@ waves are.
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from array import array
 from dataclasses import dataclass
@@ -81,6 +82,41 @@ def staff_figures(
     """What ``/stats``, ``relais report`` and the weekly post show: SPEC §6 figures
     (``stats.compute``) and the analytics (``compute``), from one pass over the participants."""
     snap = snapshot(conn)
+    key = (since, until, tz)
+    cached = _steady_figures[0] if _steady_figures else None
+    if cached is None or cached[0] is not snap:
+        cached = (snap, {})
+        _steady_figures[:] = [cached]
+    steady = cached[1].get(key)
+    if steady is None:
+        steady = cached[1][key] = _steady(conn, snap, since, until, tz)
+    figures, extra = copy.deepcopy(steady)
+    # What depends on the time of day (the plausible range ends a day after ``now``).
+    extra["timeline"] = timeline(conn, since, until, tz, now, snap=snap)
+    extra["implausible"] = implausible(conn, since, until, now)
+    extra["covered"] = covered(conn, since, until, tz, now, snap=snap)
+    return figures, {name: extra[name] for name in EXTRA_ORDER}
+
+
+EXTRA_ORDER = (
+    "sources",
+    "timeline",
+    "campaigns",
+    "channel_comparison",
+    "cohorts",
+    "implausible",
+    "covered",
+)
+# The figures that do not depend on ``now``, for the snapshot they were computed from (one
+# snapshot at a time, so at most a few periods): the next /stats, the report and the weekly post
+# on an unchanged database reuse them. Guarded by the snapshot's identity, itself kept only while
+# ``PRAGMA data_version``, the connection's own changes and the highest id are unchanged.
+_steady_figures: list[tuple[Snapshot, dict[tuple[str | None, str | None, str], Any]]] = []
+
+
+def _steady(
+    conn: sqlite3.Connection, snap: Snapshot, since: str | None, until: str | None, tz: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     cutoff = window_cutoff(conn, since, until)
     windowed: float | None = None
     if cutoff is not None:
@@ -93,12 +129,9 @@ def staff_figures(
     )
     extra = {
         "sources": sources(conn, since, until, snap=snap),
-        "timeline": timeline(conn, since, until, tz, now, snap=snap),
         "campaigns": campaigns(conn, since, until),
         "channel_comparison": channel_comparison(conn, since, until, snap=snap),
         "cohorts": cohorts(conn, since, until, tz, snap=snap),
-        "implausible": implausible(conn, since, until, now),
-        "covered": covered(conn, since, until, tz, now, snap=snap),
     }
     return figures, extra
 
@@ -532,7 +565,7 @@ def subtree_sizes(conn: sqlite3.Connection) -> array[int]:
 
     Each wave's sizes are added to their referrers', deepest wave first: linear in the number
     of participants (a recursive CTE costs the sum of all depths)."""
-    size = snapshot(conn).subtree_sizes()
+    size = snapshot(conn).subtree_sizes().copy()  # the snapshot's own array is shared
     size[size == 0] = 1  # unused ids count as themselves, as before
     return array("q", size.tolist())
 
@@ -587,6 +620,8 @@ class Snapshot:
     enrolled: np.ndarray  # bool
     source: np.ndarray  # int8 index into SOURCES
     active: np.ndarray  # bool: not left, banned or erased (leaderboards)
+    erased: np.ndarray  # bool
+    relative: np.ndarray  # bool: kind 'relative' (else 'youth')
     _sizes: np.ndarray | None = None
     _within: np.ndarray | None = None
 
@@ -660,19 +695,66 @@ _EPOCH_SQL = (
 )
 
 
+# The last snapshot read, with its connection and the state of the database it was read in
+# (one slot: the bot reads figures on its one reader connection; sqlite3 connections cannot be
+# weakly referenced, and ``PRAGMA data_version`` means something only on its own connection).
+_last_snapshot: list[tuple[sqlite3.Connection, tuple[int, ...], Snapshot]] = []
+
+
+def _version(conn: sqlite3.Connection) -> tuple[int, ...]:
+    """What changes whenever the participants may have: ``PRAGMA data_version`` (commits by
+    other connections), this connection's own changes, and the highest id."""
+    data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
+    return (data_version, conn.total_changes, top)
+
+
 def snapshot(conn: sqlite3.Connection) -> Snapshot:
     """Every participant's referrer, wave, join time, enrolment and source, in one scan.
 
-    Three integer columns a row (the id and referrer in one, the small figures in another):
+    Kept per connection while the database is unchanged, so that ``/stats`` after start-up
+    (warmed by ``warm``), the weekly post and the next ``/stats`` reuse it. Its arrays are
+    shared: callers never write into them."""
+    version = _version(conn)
+    cached = _last_snapshot[0] if _last_snapshot else None
+    if cached is not None and cached[0] is conn and cached[1] == version:
+        return cached[2]
+    snap = _read_snapshot(conn, version[2])
+    _last_snapshot[:] = [(conn, version, snap)]
+    return snap
+
+
+def relative_figures(
+    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+) -> dict[str, int]:
+    """``relatives.figures`` from the snapshot: relatives who joined in the period, and young
+    people who came through a relative's code (erased people left out, not their referrer)."""
+    snap = snapshot(conn)
+    mask = snap.period(since, until) if since or until else snap.present.copy()
+    mask &= ~snap.erased
+    relatives = int((mask & snap.relative).sum())
+    youth = np.flatnonzero(mask & ~snap.relative & (snap.referrer > 0))
+    via_relative = int(snap.relative[snap.referrer[youth]].sum())
+    return {"relatives": relatives, "via_relative": via_relative}
+
+
+def warm(conn: sqlite3.Connection, tz: str = "UTC") -> None:
+    """Compute the figures ahead of the first ``/stats`` (at start-up, on the reader): the
+    snapshot and the figures over the whole period stay for the calls that follow."""
+    staff_figures(conn, None, None, tz)
+
+
+def _read_snapshot(conn: sqlite3.Connection, top: int) -> Snapshot:
+    """Three integer columns a row (the id and referrer in one, the small figures in another):
     turning SQLite's values into Python objects is the cost of the whole pass."""
-    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM participants").fetchone()[0]
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples, whatever the connection's factory
     rows = np.fromiter(
         cursor.execute(
             "SELECT id * 4294967296 + COALESCE(referrer_id, 0),"
             f" COALESCE({_EPOCH_SQL}, {_NO_TIME}),"
-            f" wave * 64 + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
+            f" wave * 256 + (kind = 'relative') * 128 + (erased_at IS NOT NULL) * 64"
+            f" + COALESCE(referral_delay_s <= {WINDOW_SECONDS}, 0) * 8"
             f" + ({_SOURCE_CODE_SQL}) * 2 + (enrolled_at IS NOT NULL)"
             f" + ({stats.ACTIVE_SQL.replace('r.', '')}) * 32 FROM participants"
         ),
@@ -689,12 +771,14 @@ def snapshot(conn: sqlite3.Connection) -> Snapshot:
     return Snapshot(
         present=spread(np.ones(len(ids), dtype=np.bool_), np.bool_, False),
         referrer=spread(rows["ids"] & 0xFFFFFFFF, np.int64, 0),
-        wave=spread(small >> 6, np.int64, 0),
+        wave=spread(small >> 8, np.int64, 0),
         within=spread((small >> 3) & 1, np.bool_, False),
         joined=spread(rows["joined"], np.int64, _NO_TIME),
         enrolled=spread(small & 1, np.bool_, False),
         source=spread((small >> 1) & 3, np.int8, 3),
         active=spread((small >> 5) & 1, np.bool_, False),
+        erased=spread((small >> 6) & 1, np.bool_, False),
+        relative=spread((small >> 7) & 1, np.bool_, False),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from referrals import codes
+from referrals import analytics, codes
 from referrals.landing import _TOKEN_RE
 from referrals.service import by_phone_hash, insert_participant, log_event
 
@@ -105,9 +105,15 @@ def _new_code(conn: sqlite3.Connection, participant_id: int) -> str:
 
 
 def figures(
-    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    fast: bool = True,
 ) -> dict[str, int]:
     """/stats: relatives who joined, and young people who came through a relative's code."""
+    if fast:  # the same counts from the arrays /stats has just read (one SQL join less)
+        return analytics.relative_figures(conn, since, until)
     clauses, params = ["p.erased_at IS NULL"], []
     if since:
         clauses.append("p.joined_at >= ?")

@@ -13,7 +13,7 @@ from typing import Any
 import analytics_reference as reference
 import pytest
 
-from referrals import analytics, csvio, stats
+from referrals import analytics, csvio, relatives, stats
 from referrals.store import Database
 
 HEADER = "participant,referrer,joined_at,channel,kind,enrolled_at\n"
@@ -119,3 +119,79 @@ async def test_rds_sets(tmp_db: Database, data_dir: Path, name: str) -> None:
 
 async def test_empty_database(tmp_db: Database) -> None:
     await same_figures(tmp_db, PERIODS[:2])
+
+
+async def test_kept_figures_follow_every_change(tmp_db: Database) -> None:
+    """The snapshot and the figures kept between calls (issue 19) are those of the database as
+    it is now: after a new participant, after changes that keep the highest id (enrolment, a
+    ban, an erasure) made on the writer, and never shared with a caller that edits them."""
+    await tmp_db.call(csvio.import_rows, forest(300, 3), "UTC")
+
+    async def check() -> None:
+        figures, extra = await tmp_db.read(analytics.staff_figures, None, None, "UTC", NOW)
+        assert figures == await tmp_db.read(stats.compute, None, None)
+        assert extra == await tmp_db.read(reference.compute, None, None, "UTC", NOW)
+        figures["participants"] = -1  # a caller's edit stays its own
+        extra["channel_comparison"].clear()
+
+    await check()
+    await check()  # from what was kept
+    for change in (
+        "UPDATE participants SET enrolled_at = joined_at WHERE id % 5 = 0",
+        "UPDATE participants SET banned = 1 WHERE id IN (SELECT referrer_id FROM participants"
+        " GROUP BY referrer_id ORDER BY COUNT(*) DESC LIMIT 3)",
+        "UPDATE participants SET erased_at = joined_at WHERE id % 7 = 0",
+        "UPDATE participants SET channel = 'sms' WHERE id % 3 = 0",
+        "DELETE FROM participants WHERE id = (SELECT MAX(id) FROM participants)",
+    ):
+        await tmp_db.write(lambda conn, sql=change: conn.execute(sql))
+        await check()
+    await tmp_db.call(csvio.import_rows, HEADER + "late,p1,2025-12-01T00:00:00+00:00,code,,\n")
+    await check()
+
+
+def test_kept_snapshot_follows_its_own_connection(tmp_path: Path) -> None:
+    """Writes made on the very connection that reads (``PRAGMA data_version`` does not change
+    for them) are seen too."""
+    import sqlite3
+
+    from referrals.store import configure_connection, migrate
+
+    conn = sqlite3.connect(tmp_path / "own.db", isolation_level=None)
+    try:
+        configure_connection(conn)
+        migrate(conn)
+        csvio.import_rows(conn, forest(120, 4), "UTC")
+        first = analytics.staff_figures(conn, None, None, "UTC", NOW)[0]
+        conn.execute("UPDATE participants SET enrolled_at = joined_at")
+        second = analytics.staff_figures(conn, None, None, "UTC", NOW)[0]
+        assert second == stats.compute(conn, None, None)
+        assert second["enrolled"] == 120 != first["enrolled"]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+async def test_relatives_figures_from_the_arrays(tmp_db: Database, seed: int) -> None:
+    """/stats's relatives figures from the snapshot equal the SQL join they replace, with
+    relatives, erased people (some of them relatives who referred someone) and periods."""
+    text = forest(300, seed)
+    rng = random.Random(seed)
+    lines = text.splitlines(keepends=True)
+    cells = [line.rstrip("\n").split(",") for line in lines[1:]]
+    for row in cells:
+        if rng.random() < 0.3:
+            row[4] = "relative"
+    text = lines[0] + "".join(",".join(row) + "\n" for row in cells)
+    await tmp_db.call(csvio.import_rows, text, "UTC")
+    await tmp_db.write(
+        lambda conn: conn.execute("UPDATE participants SET erased_at = joined_at WHERE id % 4 = 0")
+    )
+    rows = await tmp_db.fetchall("SELECT joined_at FROM participants ORDER BY id")
+    middle = rows[len(rows) // 2][0]
+    seen = []
+    for since, until in [(None, None), (middle, None), (None, middle)]:
+        fast = await tmp_db.read(relatives.figures, since, until)
+        assert fast == await tmp_db.read(relatives.figures, since, until, fast=False)
+        seen.append(fast)
+    assert seen[0]["relatives"] and seen[0]["via_relative"]  # the case is exercised
