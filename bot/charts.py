@@ -123,17 +123,21 @@ def _empty(fig: Figure, title: str, text: str) -> bytes:
     return _png(fig)
 
 
-def weekly_chart(weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> bytes:
-    """New participants per week, stacked by source (rows of ``analytics.weekly``)."""
-    fig = _figure()
-    title = labels["chart_weekly_title"]
-    if not weeks:
-        return _empty(fig, title, labels["chart_empty"])
-    ax = fig.add_subplot()
-    positions = list(range(len(weeks)))
-    bottom = [0] * len(weeks)
+def _stacked_bars(
+    ax: Any,
+    positions: list[int],
+    rows: Sequence[Mapping[str, Any]],
+    labels: Mapping[str, str],
+    *,
+    only_present: bool,
+) -> list[int]:
+    """One bar per row, stacked by source; with ``only_present``, a source that never appears is
+    neither drawn nor in the legend. Returns each row's total."""
+    bottom = [0] * len(rows)
     for source in SOURCE_ORDER:
-        values = [int(week.get(source, 0)) for week in weeks]
+        values = [int(row.get(source, 0)) for row in rows]
+        if only_present and not any(values):
+            continue
         ax.bar(
             positions,
             values,
@@ -143,6 +147,18 @@ def weekly_chart(weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) 
             width=0.8,
         )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    return bottom
+
+
+def weekly_chart(weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> bytes:
+    """New participants per week, stacked by source (rows of ``analytics.weekly``)."""
+    fig = _figure()
+    title = labels["chart_weekly_title"]
+    if not weeks:
+        return _empty(fig, title, labels["chart_empty"])
+    ax = fig.add_subplot()
+    positions = list(range(len(weeks)))
+    _stacked_bars(ax, positions, weeks, labels, only_present=False)
     # At most ~8 week labels, so they stay legible on a phone.
     step = max(1, -(-len(weeks) // 8))
     shown = positions[::step]
@@ -198,22 +214,9 @@ def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> F
         return fig
     ax = fig.add_subplot()
     positions = list(range(len(rows)))
-    bottom = [0] * len(rows)
-    for source in SOURCE_ORDER:
-        values = [int(row.get(source, 0)) for row in rows]
-        if not any(values):
-            continue  # a legend lists only what is drawn
-        ax.bar(
-            positions,
-            values,
-            bottom=bottom,
-            color=SOURCE_COLOURS[source],
-            label=labels[f"source_{source}"],
-            width=0.8,
-        )
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    totals = _stacked_bars(ax, positions, rows, labels, only_present=True)
     running, total = [], 0
-    for value in bottom:
+    for value in totals:
         total += value
         running.append(total)
     line_ax = ax.twinx()

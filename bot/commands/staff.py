@@ -36,6 +36,18 @@ def _parse_day(value: str | None) -> date | None:
     raise RelaisError("staff.bad_date", value=value)
 
 
+def _period_words(conv: Conversation, lang: str, since: date | None, until: date | None) -> str:
+    """The period's words ("since …", "until …" or both); empty for the whole period."""
+    if not (since or until):
+        return ""
+    key = (
+        "stats.period_both"
+        if since and until
+        else ("stats.period_since" if since else "stats.period_until")
+    )
+    return conv.t(key, lang, since=since and since.isoformat(), until=until and until.isoformat())
+
+
 @command("stats", Option("depuis", required=False), Option("jusqua", required=False), staff=True)
 async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> list[Reply]:
     from bot import charts  # matplotlib: imported when a chart or poster is made
@@ -46,16 +58,7 @@ async def _stats(conv: Conversation, person: Person, args: dict[str, str]) -> li
     figures, extra = await conv.db.read(analytics.staff_figures, low, high, conv.settings.tz)
     refs = [t["participant"] for t in figures["top_referrers"]]
     names = await conv.db.read(dialogue.display_names, refs)
-    period = ""
-    if since or until:
-        key = (
-            "stats.period_both"
-            if since and until
-            else ("stats.period_since" if since else "stats.period_until")
-        )
-        period = conv.t(
-            key, lang, since=since and since.isoformat(), until=until and until.isoformat()
-        )
+    period = _period_words(conv, lang, since, until)
     labels = charts.chart_labels(lambda key: conv.t(key, lang))
     timeline_png, cohorts_png, waves_png = await asyncio.gather(
         charts.timeline_chart_async(extra["timeline"], labels),
@@ -244,16 +247,7 @@ async def _rapport(conv: Conversation, person: Person, args: dict[str, str]) -> 
     lang = conv.lang(person)
     since, until = _parse_day(args.get("depuis")), _parse_day(args.get("jusqua"))
     low, high = day_bounds(since, until, conv.settings.tz)
-    period = ""
-    if since or until:
-        key = (
-            "stats.period_both"
-            if since and until
-            else ("stats.period_since" if since else "stats.period_until")
-        )
-        period = conv.t(
-            key, lang, since=since and since.isoformat(), until=until and until.isoformat()
-        )
+    period = _period_words(conv, lang, since, until)
     generated = datetime.now(ZoneInfo(conv.settings.tz)).strftime("%Y-%m-%d %H:%M")
     html = await build_report(
         conv.db,
