@@ -125,6 +125,21 @@ def test_english_relatives_get_texts_written_for_relatives(engine: FaqEngine) ->
     assert number.id == "donnees" and "Inès" in number.text and "STOP" in number.text
 
 
+@pytest.mark.parametrize(
+    ("question", "lang", "words"),
+    [
+        ("comment je peux aider mon fils ?", "fr", "vous pouvez l'aider"),
+        ("how can i help my daughter?", "en", "you can help"),
+    ],
+)
+def test_a_parent_asking_how_to_help_is_told_how(
+    engine: FaqEngine, question: str, lang: str, words: str
+) -> None:
+    ans = engine.answer(question, lang, audience="relative")
+    assert ans.id == "inscription", (question, ans.id, ans.score)
+    assert words in ans.text
+
+
 def test_are_you_a_robot_says_so_and_how_to_reach_a_person(engine: FaqEngine) -> None:
     ans = engine.answer("t'es un robot ?", "fr")
     assert (ans.kind, ans.id) == ("smalltalk", "robot")
