@@ -48,6 +48,8 @@ TABLES: dict[str, str] = {
     "action_people": "shown; comment and number (SMS check-in) set to NULL (presence, RSVP and"
     " rating kept, anonymous)",
     "action_opt_outs": "shown; kept (an id only: no message about actions)",
+    "participant_changes": "no personal data (ids and a change counter: which rows the figures"
+    " read again)",
 }
 
 
