@@ -93,7 +93,7 @@ def staff_figures(
     figures, extra = copy.deepcopy(steady)
     # What depends on the time of day (the plausible range ends a day after ``now``).
     extra["timeline"] = timeline(conn, since, until, tz, now, snap=snap)
-    extra["implausible"] = implausible(conn, since, until, now)
+    extra["implausible"] = implausible(conn, since, until, now, snap=snap)
     extra["covered"] = covered(conn, since, until, tz, now, snap=snap)
     return figures, {name: extra[name] for name in EXTRA_ORDER}
 
@@ -124,16 +124,81 @@ def _steady(
         if count := int(observed.sum()):
             recruits = int(snap.recruits_within_window()[observed].sum())
             windowed = round(recruits / count, 4)
-    figures = stats.compute(
-        conn, since, until, recruits_30d=windowed, top=top_referrers(conn, snap, since, until)
-    )
+    figures = spec_figures(conn, snap, since, until, windowed)
     extra = {
         "sources": sources(conn, since, until, snap=snap),
-        "campaigns": campaigns(conn, since, until),
+        "campaigns": campaigns(conn, since, until, snap=snap),
         "channel_comparison": channel_comparison(conn, since, until, snap=snap),
         "cohorts": cohorts(conn, since, until, tz, snap=snap),
     }
     return figures, extra
+
+
+def spec_figures(
+    conn: sqlite3.Connection,
+    snap: Snapshot,
+    since: str | None,
+    until: str | None,
+    recruits_30d: float | None,
+) -> dict[str, Any]:
+    """``stats.compute`` (SPEC §6) from the arrays: the counts, waves, largest tree, recruits
+    per wave and the leaderboard without a scan; channels, the median delay and the
+    invitations stay SQL over their indexes (tests compare the two on every change)."""
+    where, params = _where(since, until)
+    mask = snap.period(since, until) if since or until else snap.present
+    chosen = np.flatnonzero(mask)
+    referrers = snap.referrer[chosen]
+    is_referred = referrers > 0
+    participants = len(chosen)
+    referred = int(is_referred.sum())
+    enrolled = snap.enrolled[chosen]
+    enrolled_referred = int((enrolled & is_referred).sum())
+    enrolled_seeds = int((enrolled & ~is_referred).sum())
+    seeds = participants - referred
+    waves = np.bincount(snap.wave[chosen]).tolist() if participants else []
+    wave_sum = int(snap.wave[chosen].sum())
+    largest = int(np.bincount(snap.root[chosen]).max()) if participants else 0
+    counted: dict[str, int] = {}
+    # Over the (wave, channel) index, already in order: no sort of a million rows.
+    for channel, count in conn.execute(
+        f"SELECT channel, COUNT(*) FROM participants{where} GROUP BY wave, channel", params
+    ):
+        name = channel or "unknown"
+        counted[name] = counted.get(name, 0) + count
+    channels = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+    if since or until:
+        # Recruits in the period, by the wave of a referrer also in the period.
+        brought_by = referrers[is_referred]
+        brought_by = brought_by[mask[brought_by]]
+        brought = np.bincount(snap.wave[brought_by], minlength=len(waves))[: len(waves)]
+        brought_list = brought.tolist()
+    else:
+        # Without a period everyone of wave w + 1 was brought in by someone of wave w.
+        brought_list = [*waves[1:], 0][: len(waves)]
+    top_list, more_tied = top_referrers(conn, snap, since, until)
+    return {
+        "participants": participants,
+        "seeds": seeds,
+        "referred": referred,
+        "k_factor": _rate(referred, participants),
+        "amplification": round(participants / seeds, 4) if seeds else None,
+        "max_depth": len(waves) - 1 if waves else 0,
+        "mean_depth": round(wave_sum / participants, 4) if participants else 0.0,
+        "largest_tree": largest,
+        "waves": waves,
+        "channels": channels,
+        "median_referral_delay_hours": stats._median_delay(conn, where, params),
+        "enrolled": enrolled_referred + enrolled_seeds,
+        "enrollment_rate_referred": _rate(enrolled_referred, referred),
+        "enrollment_rate_seeds": _rate(enrolled_seeds, seeds),
+        "top_referrers": top_list,
+        "top_referrers_more_tied": more_tied,
+        "invitations": stats.invitations(conn, since, until),
+        "recruits_30d": recruits_30d,
+        "recruits_by_wave": [
+            round(b / n, 4) if n else 0.0 for b, n in zip(brought_list, waves, strict=True)
+        ],
+    }
 
 
 def plausible_until(now: datetime | None = None) -> str:
@@ -226,9 +291,17 @@ def implausible(
     until: str | None = None,
     now: datetime | None = None,
     limit: int = 10,
+    *,
+    snap: Snapshot | None = None,
 ) -> dict[str, Any]:
     """Participants whose join date cannot be true: how many, and the first few (erased people
     are counted, never named)."""
+    if snap is not None and not (snap.present & (snap.joined == _NO_TIME)).any():
+        # Every date readable: none out of range is the usual answer, found without a scan.
+        times = snap.joined[snap.period(since, until)]
+        low, high = _epoch(PLAUSIBLE_FROM), _epoch(plausible_until(now))
+        if not ((times < low) | (times >= high)).any():
+            return {"count": 0, "examples": []}
     where, params = _where(since, until, "p")
     where = _and(where, "(p.joined_at < ? OR p.joined_at >= ?)")
     params = [*params, PLAUSIBLE_FROM, plausible_until(now)]
@@ -436,7 +509,11 @@ def cohorts(
 
 
 def campaigns(
-    conn: sqlite3.Connection, since: str | None = None, until: str | None = None
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    *,
+    snap: Snapshot | None = None,
 ) -> list[dict[str, Any]]:
     """Per campaign, the chains it started: who came directly, and everyone they brought in.
 
@@ -447,6 +524,9 @@ def campaigns(
     rows: dict[str, dict[str, Any]] = {}
     for code, channel in conn.execute("SELECT code, channel FROM campaigns ORDER BY code"):
         rows[code] = _campaign_row(code, channel)
+    if snap is not None:
+        _campaigns_from(conn, snap, since, until, rows)
+        return sorted(rows.values(), key=lambda row: (-row["total"], row["code"]))
     for code, direct, total, enrolled, direct_enrolled, deepest in conn.execute(
         "WITH seeds(id, code) AS ("
         f"  SELECT p.id, {CAMPAIGN_SQL} FROM participants p"
@@ -471,6 +551,73 @@ def campaigns(
             max_depth=deepest,
         )
     return sorted(rows.values(), key=lambda row: (-row["total"], row["code"]))
+
+
+_CAMPAIGN_SEED_SQL = (
+    f"SELECT p.id, {CAMPAIGN_SQL} FROM participants p LEFT JOIN campaigns c"
+    " ON c.id = p.campaign_id WHERE p.referrer_id IS NULL"
+    " AND (p.campaign_id IS NOT NULL OR p.channel LIKE 'campaign:%') AND p.id IN "
+)
+
+
+def _named(conn: sqlite3.Connection, sql: str, ids: np.ndarray) -> list[tuple[int, str]]:
+    """``sql`` (ending in ``IN ``) run over ``ids`` in chunks: (id, name) rows."""
+    out: list[tuple[int, str]] = []
+    for start in range(0, len(ids), 500):
+        chunk = [int(pid) for pid in ids[start : start + 500]]
+        out += conn.execute(sql + "(" + ",".join("?" * len(chunk)) + ")", chunk).fetchall()
+    return out
+
+
+def _campaigns_from(
+    conn: sqlite3.Connection,
+    snap: Snapshot,
+    since: str | None,
+    until: str | None,
+    rows: dict[str, dict[str, Any]],
+) -> None:
+    """``campaigns``' chains from the arrays: the seeds (few) named in SQL by id, each
+    member counted under the code of its root."""
+    # Every seed with a campaign has source 'campaign', or 'sms' when its channel is sms.
+    candidates = np.flatnonzero(snap.present & (snap.referrer == 0) & (snap.source != 3))
+    seeds = _named(conn, _CAMPAIGN_SEED_SQL, candidates[snap.source[candidates] != 0])
+    if not seeds:
+        return
+    codes = sorted({code for _pid, code in seeds})
+    index = {code: i for i, code in enumerate(codes)}
+    code_of = np.full(snap.length, -1, dtype=np.int64)
+    for pid, code in seeds:
+        code_of[pid] = index[code]
+    mask = snap.period(since, until) if since or until else snap.present
+    members = np.flatnonzero(mask & (code_of[snap.root] >= 0))
+    keys = code_of[snap.root[members]]
+    direct = snap.root[members] == members
+    enrolled = snap.enrolled[members]
+    length = len(codes)
+    total = np.bincount(keys, minlength=length)
+    counts = {
+        "direct": np.bincount(keys, weights=direct, minlength=length),
+        "enrolled": np.bincount(keys, weights=enrolled, minlength=length),
+        "direct_enrolled": np.bincount(keys, weights=direct & enrolled, minlength=length),
+    }
+    deepest = np.full(length, -1, dtype=np.int64)
+    np.maximum.at(deepest, keys, snap.wave[members])
+    for i, code in enumerate(codes):
+        if not total[i]:
+            continue
+        n, d = int(total[i]), int(counts["direct"][i])
+        e, de = int(counts["enrolled"][i]), int(counts["direct_enrolled"][i])
+        row = rows.setdefault(code, _campaign_row(code, None))
+        row.update(
+            direct=d,
+            brought_in=n - d,
+            total=n,
+            enrolled=e,
+            enrollment_rate=_rate(e, n),
+            enrollment_rate_direct=_rate(de, d),
+            amplification=round(n / d, 4) if d else None,
+            max_depth=int(deepest[i]),
+        )
 
 
 def _campaign_row(code: str, channel: str | None) -> dict[str, Any]:
@@ -530,9 +677,11 @@ def channel_comparison(
     rows = [_comparison_row("source", name, *totals[i]) for i, name in enumerate(SOURCES)]
     # Campaign participants are seeds: few rows, named in SQL.
     ids, names = [], []
-    for pid, name in conn.execute(
+    for pid, name in _named(
+        conn,
         f"SELECT p.id, {CAMPAIGN_SQL} FROM participants p"
-        f" LEFT JOIN campaigns c ON c.id = p.campaign_id WHERE {SOURCE_SQL} = 'campaign'"
+        " LEFT JOIN campaigns c ON c.id = p.campaign_id WHERE p.id IN ",
+        np.flatnonzero(snap.present & (snap.source == 2)),
     ):
         ids.append(pid)
         names.append(name)
