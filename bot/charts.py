@@ -96,6 +96,41 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+# Fixed margins, in pixels, for the charts of /stats and the report: ``tight_layout`` measured
+# every label to place the axes, a third of a chart's drawing time. The left margin is set by
+# the y axis' widest tick label, estimated from the largest value (digits are about 16 px wide
+# at TICK_SIZE); tests check every text stays inside the image for small and very large values.
+DIGIT_PX, TOP_PX, XLABEL_PX, XTICKS_PX, LEGEND_ROW_PX = 16, 64, 84, 60, 49
+
+
+def _tick_chars(largest: float, decimals: int = 0) -> int:
+    """Characters of the widest y tick label for values up to ``largest`` (the axis may end
+    at the next round number, above the data: a quarter is added)."""
+    top = max(float(largest), 1.0) * 1.25
+    if top >= 1e6:  # matplotlib then writes "0.75" with "1e6" above the axis
+        return 4
+    return len(f"{top:.{decimals}f}")
+
+
+def _place(
+    fig: Figure,
+    *,
+    left_chars: int,
+    right_chars: int = 0,
+    bottom_px: int = XLABEL_PX,
+) -> None:
+    """The axes' position from fixed margins (see ``DIGIT_PX``)."""
+    width, height = fig.get_figwidth() * fig.dpi, fig.get_figheight() * fig.dpi
+    left = max(70, 50 + DIGIT_PX * left_chars)
+    right = 30 + DIGIT_PX * right_chars if right_chars else 20
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - TOP_PX / height,
+        bottom=bottom_px / height,
+    )
+
+
 def _integer_ticks(ax: Any) -> None:
     """Whole numbers only on the y axis (the default locator is a MaxNLocator)."""
     locator = ax.yaxis.get_major_locator()
@@ -105,6 +140,7 @@ def _integer_ticks(ax: Any) -> None:
 
 def _style(ax: Any) -> None:
     ax.tick_params(labelsize=TICK_SIZE)
+    ax.yaxis.get_offset_text().set_fontsize(TICK_SIZE)  # "1e6" as legible as the ticks
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.grid(axis="y", alpha=0.3)
@@ -178,12 +214,13 @@ def _day_month(iso_day: str) -> str:
     return f"{iso_day[8:10]}/{iso_day[5:7]}"
 
 
-def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
+def waves_figure(waves: Sequence[int], labels: Mapping[str, str]) -> Figure:
     """Participants per wave (0 = seeds), with the count above each bar."""
     fig = _figure()
     title = labels["chart_waves_title"]
     if not waves or not any(waves):
-        return _empty(fig, title, labels["chart_empty"])
+        _empty_on(fig, title, labels["chart_empty"])
+        return fig
     ax = fig.add_subplot()
     positions = list(range(len(waves)))
     bars = ax.bar(positions, list(waves), color=WAVE_COLOUR, width=0.7)
@@ -197,8 +234,13 @@ def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
     _integer_ticks(ax)
     ax.margins(y=0.12)
     _style(ax)
-    fig.tight_layout()
-    return _png(fig)
+    _place(fig, left_chars=_tick_chars(max(waves) * 1.12))
+    return fig
+
+
+def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
+    """``waves_figure`` as a PNG."""
+    return _png(waves_figure(waves, labels))
 
 
 def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> Figure:
@@ -223,6 +265,7 @@ def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> F
     line_ax.plot(positions, running, color="#D55E00", linewidth=3, label=labels["chart_cumulative"])
     line_ax.set_ylim(0, max(running) * 1.08 or 1)
     line_ax.tick_params(labelsize=TICK_SIZE, colors="#D55E00")
+    line_ax.yaxis.get_offset_text().set_fontsize(TICK_SIZE)
     line_ax.spines["top"].set_visible(False)
     line_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     # At most five dates, each with its year, so they stay legible on a phone.
@@ -246,7 +289,12 @@ def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> F
         ncol=2,
     )
     rows_of_legend = -(-(len(handles) + 1) // 2)
-    fig.tight_layout(rect=(0, 0.07 * rows_of_legend, 1, 1))
+    _place(
+        fig,
+        left_chars=_tick_chars(max(totals)),
+        right_chars=_tick_chars(max(running) * 1.08),
+        bottom_px=XTICKS_PX + LEGEND_ROW_PX * rows_of_legend,
+    )
     return fig
 
 
@@ -281,9 +329,12 @@ def cohorts_figure(cohorts: Sequence[Mapping[str, Any]], labels: Mapping[str, st
     ax.set_title(title, fontsize=TITLE_SIZE, pad=12)
     ax.set_xlabel(labels["chart_cohorts_x"], fontsize=LABEL_SIZE)
     ax.set_ylabel(labels["chart_cohorts_y"], fontsize=LABEL_SIZE)
-    ax.margins(y=0.15)
+    # Room for the labels above the bars; a few hundredths at least, so that ticks keep two
+    # decimals at most.
+    top = max(max(values) * 1.15, 0.1)
+    ax.set_ylim(0, top)
     _style(ax)
-    fig.tight_layout()
+    _place(fig, left_chars=_tick_chars(top, decimals=2))
     return fig
 
 
