@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import sys
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,13 +19,14 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from bot import charts
 from bot import labels as labels_module
 from bot.texts import LANGS, MESSAGES_DIR
 from referrals import actions, analytics
 from referrals.timeutil import day_bounds
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from bot.context import Context
 
 TEMPLATE = "report.html.j2"
@@ -50,6 +53,13 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def charts_soon() -> Awaitable[ModuleType]:
+    """``bot.charts`` imported in a worker thread (matplotlib: about 0.7 s of a report's
+    start-up), while the caller reads the figures: SQLite lets go of the interpreter while it
+    scans, so on two cores the two overlap."""
+    return asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "bot.charts"))
+
+
 async def build_report(
     db: Any,
     *,
@@ -62,10 +72,17 @@ async def build_report(
     generated: str = "",
     tz: str = "UTC",
     messages_dir: Path = MESSAGES_DIR,
+    charts_module: Awaitable[ModuleType] | None = None,
 ) -> str:
-    """The report's HTML. ``render(key, **params)`` renders a message key in ``lang``."""
+    """The report's HTML. ``render(key, **params)`` renders a message key in ``lang``.
+
+    ``charts_module`` is ``bot.charts`` being imported (``charts_soon``), else it is imported
+    here."""
+    if charts_module is None:
+        charts_module = charts_soon()
     figures, extra = await db.read(analytics.staff_figures, since, until, tz)
     per_action = await db.read(actions.results, since, until)
+    charts = await charts_module
     labels = charts.chart_labels(render)
     timeline_png, cohorts_png, waves_png = await asyncio.gather(
         charts.timeline_chart_async(extra["timeline"], labels),
@@ -108,6 +125,7 @@ async def cmd_report(ctx: Context) -> int:
     low, high = day_bounds(since, until, ctx.settings.tz)
     lang = ctx.lang if ctx.lang in LANGS else "fr"
     generated = datetime.now(ZoneInfo(ctx.settings.tz)).strftime("%Y-%m-%d %H:%M")
+    charts_module = charts_soon()
     db = await ctx.open_db()
     try:
         html = await build_report(
@@ -121,6 +139,7 @@ async def cmd_report(ctx: Context) -> int:
             generated=generated,
             tz=ctx.settings.tz,
             messages_dir=ctx.texts.messages_dir,
+            charts_module=charts_module,
         )
     finally:
         await db.close()

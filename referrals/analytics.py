@@ -433,9 +433,15 @@ def _buckets(
         starts = local.astype("datetime64[M]").astype("datetime64[D]")
     else:
         starts = days
-    keys, where = np.unique(starts, return_inverse=True)
-    table = np.zeros((len(keys), len(SOURCES)), dtype=np.int64)
-    np.add.at(table, (where, snap.source[mask]), 1)
+    # Buckets counted by offset from the first (a bincount, not a sort of every join).
+    numbers = starts.astype(np.int64)
+    base = int(numbers.min())
+    table = np.bincount(
+        (numbers - base) * len(SOURCES) + snap.source[mask],
+        minlength=(int(numbers.max()) - base + 1) * len(SOURCES),
+    ).reshape(-1, len(SOURCES))
+    used = np.flatnonzero(table.sum(axis=1))
+    keys, table = (used + base).astype("datetime64[D]"), table[used]
     counts = {
         _day(key): dict(zip(SOURCES, map(int, row), strict=True))
         for key, row in zip(keys, table, strict=True)
@@ -491,9 +497,12 @@ def cohorts(
     if not len(months):
         return []
     within = snap.recruits_within_window()[mask]
-    keys, where = np.unique(months, return_inverse=True)
-    counts = np.bincount(where, minlength=len(keys))
-    recruits = np.bincount(where, weights=within, minlength=len(keys)).astype(np.int64)
+    numbers = months.astype(np.int64)
+    base = int(numbers.min())
+    counts = np.bincount(numbers - base)
+    recruits = np.bincount(numbers - base, weights=within).astype(np.int64)
+    used = np.flatnonzero(counts)
+    keys, counts, recruits = (used + base).astype("datetime64[M]"), counts[used], recruits[used]
     rows = []
     for month, count, brought in zip(keys, counts, recruits, strict=True):
         count, brought = int(count), int(brought)
@@ -553,20 +562,21 @@ def campaigns(
     return sorted(rows.values(), key=lambda row: (-row["total"], row["code"]))
 
 
-_CAMPAIGN_SEED_SQL = (
-    f"SELECT p.id, {CAMPAIGN_SQL} FROM participants p LEFT JOIN campaigns c"
-    " ON c.id = p.campaign_id WHERE p.referrer_id IS NULL"
-    " AND (p.campaign_id IS NOT NULL OR p.channel LIKE 'campaign:%') AND p.id IN "
-)
-
-
-def _named(conn: sqlite3.Connection, sql: str, ids: np.ndarray) -> list[tuple[int, str]]:
-    """``sql`` (ending in ``IN ``) run over ``ids`` in chunks: (id, name) rows."""
-    out: list[tuple[int, str]] = []
-    for start in range(0, len(ids), 500):
-        chunk = [int(pid) for pid in ids[start : start + 500]]
-        out += conn.execute(sql + "(" + ",".join("?" * len(chunk)) + ")", chunk).fetchall()
-    return out
+def _seeds(conn: sqlite3.Connection, snap: Snapshot) -> list[tuple[int, str, bool, bool]]:
+    """Every seed (no referrer: a few per hundred, found through the referrer index) with its
+    campaign code, whether it came from a campaign and whether its channel is sms; read once
+    per snapshot for the campaigns and the channel comparison."""
+    if snap._seeds is None:
+        snap._seeds = [
+            (pid, name, bool(campaign), bool(sms))
+            for pid, name, campaign, sms in conn.execute(
+                f"SELECT p.id, {CAMPAIGN_SQL},"
+                " p.campaign_id IS NOT NULL OR p.channel LIKE 'campaign:%', p.channel = 'sms'"
+                " FROM participants p LEFT JOIN campaigns c ON c.id = p.campaign_id"
+                " WHERE p.referrer_id IS NULL"
+            )
+        ]
+    return snap._seeds
 
 
 def _campaigns_from(
@@ -578,9 +588,7 @@ def _campaigns_from(
 ) -> None:
     """``campaigns``' chains from the arrays: the seeds (few) named in SQL by id, each
     member counted under the code of its root."""
-    # Every seed with a campaign has source 'campaign', or 'sms' when its channel is sms.
-    candidates = np.flatnonzero(snap.present & (snap.referrer == 0) & (snap.source != 3))
-    seeds = _named(conn, _CAMPAIGN_SEED_SQL, candidates[snap.source[candidates] != 0])
+    seeds = [(pid, name) for pid, name, campaign, _sms in _seeds(conn, snap) if campaign]
     if not seeds:
         return
     codes = sorted({code for _pid, code in seeds})
@@ -677,14 +685,10 @@ def channel_comparison(
     rows = [_comparison_row("source", name, *totals[i]) for i, name in enumerate(SOURCES)]
     # Campaign participants are seeds: few rows, named in SQL.
     ids, names = [], []
-    for pid, name in _named(
-        conn,
-        f"SELECT p.id, {CAMPAIGN_SQL} FROM participants p"
-        " LEFT JOIN campaigns c ON c.id = p.campaign_id WHERE p.id IN ",
-        np.flatnonzero(snap.present & (snap.source == 2)),
-    ):
-        ids.append(pid)
-        names.append(name)
+    for pid, name, campaign, sms in _seeds(conn, snap):
+        if campaign and not sms:  # the source 'campaign' (SOURCE_SQL)
+            ids.append(pid)
+            names.append(name)
     if ids:
         chosen = np.array(ids, dtype=np.int64)
         keep = mask[chosen]
@@ -774,6 +778,7 @@ class Snapshot:
     relative: np.ndarray  # bool: kind 'relative' (else 'youth')
     _sizes: np.ndarray | None = None
     _within: np.ndarray | None = None
+    _seeds: list[tuple[int, str, bool, bool]] | None = None
 
     @property
     def length(self) -> int:
@@ -792,7 +797,9 @@ class Snapshot:
         if not len(referred):
             return size
         waves = self.wave[referred]
-        order = referred[np.argsort(-waves, kind="stable")]
+        # Deepest first; a stable sort of 16-bit keys is a radix sort (linear).
+        keys = -waves.astype(np.int16) if int(waves.max()) < 2**15 else -waves
+        order = referred[np.argsort(keys, kind="stable")]
         ordered_waves = self.wave[order]
         bounds = np.flatnonzero(np.diff(ordered_waves)) + 1
         for group in np.split(order, bounds):
