@@ -201,6 +201,9 @@ async def warm_figures(app: App) -> None:
     database does not pay for them (issue 19)."""
     try:
         figures, extra = await app.db.read(analytics.staff_figures, None, None, app.settings.tz)
+        # Left in the database for `relais report`, which then reads only what changed since.
+        if packed := await app.db.read(analytics.snapshot_to_store):
+            await app.db.write(analytics.store_snapshot, *packed)
         charts = await asyncio.to_thread(importlib.import_module, "bot.charts")
         lang = app.settings.lang
         labels = charts.chart_labels(lambda key: app.conversation.t(key, lang))

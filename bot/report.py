@@ -141,6 +141,9 @@ async def cmd_report(ctx: Context) -> int:
             messages_dir=ctx.texts.messages_dir,
             charts_module=charts_module,
         )
+        # Had the figures to be read whole (or nearly), the next report starts from these.
+        if packed := await db.read(analytics.snapshot_to_store):
+            await db.write(analytics.store_snapshot, *packed)
     finally:
         await db.close()
     out = Path(ctx.args.out)

@@ -865,6 +865,9 @@ class _State:
 
 
 _last_snapshot: list[tuple[sqlite3.Connection, _State, Snapshot]] = []
+# How many rows the last snapshot() read from the participants table (all of them, or those
+# new and changed since the snapshot it started from): worth storing for the next process?
+_rows_read: list[int] = [0]
 
 # Re-reading more changed rows than this costs about as much as reading them all.
 REFRESH_LIMIT = 200_000
@@ -900,8 +903,11 @@ def snapshot(conn: sqlite3.Connection) -> Snapshot:
     snap = None
     if cached is not None and cached[0] is conn:
         snap = _refreshed(conn, cached[1], cached[2], state)
+    else:
+        snap = _from_store(conn, state)
     if snap is None:
         snap = _read_snapshot(conn, state.top)
+        _rows_read[0] = state.count
     _last_snapshot[:] = [(conn, state, snap)]
     return snap
 
@@ -922,9 +928,9 @@ def _refreshed(
             (kept.seq, kept.top, REFRESH_LIMIT + 1),
         )
     ]
-    if len(changed) > REFRESH_LIMIT or state.top - kept.top > REFRESH_LIMIT:
+    if len(changed) > REFRESH_LIMIT:
         return None
-    rows = _read_rows(conn, " WHERE id > ?", [kept.top])
+    rows = _read_rows(conn, " WHERE id > ?", [kept.top])  # a range of the primary key
     for start in range(0, len(changed), 500):
         chunk = changed[start : start + 500]
         marks = ",".join("?" * len(chunk))
@@ -945,7 +951,77 @@ def _refreshed(
     # The count guards what no log records (a row inserted below the highest id).
     if int(refreshed.present.sum()) != state.count:
         return None
+    _rows_read[0] = len(rows)
     return refreshed
+
+
+def _schema(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _from_store(conn: sqlite3.Connection, state: _State) -> Snapshot | None:
+    """The arrays stored in the database (``store_snapshot``), brought up to date by reading
+    the participants new or changed since; None when there are none or they cannot serve."""
+    if state.seq < 0:
+        return None
+    try:
+        row = conn.execute(
+            "SELECT schema_version, seq, top, count, rows FROM figures_snapshot WHERE id = 1"
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database before migration 023
+        return None
+    if row is None or row[0] != _schema(conn):
+        return None
+    _schema_version, seq, top, count, blob = row
+    rows = np.frombuffer(blob, dtype=_ROW)
+    if len(rows) != count:
+        return None
+    # Rows read after its state was taken may have ids above ``top``.
+    length = max(top, int(rows["ids"].max() >> 32) if len(rows) else 0) + 1
+    return _refreshed(conn, _State(-1, -1, top, seq, count), _spread(rows, length), state)
+
+
+STORE_FROM_ROWS = 20_000  # a snapshot is stored again once this many rows had to be read
+
+
+def snapshot_to_store(
+    conn: sqlite3.Connection, minimum: int = STORE_FROM_ROWS
+) -> tuple[int, int, int, int, bytes] | None:
+    """The last snapshot read on this connection, packed for ``store_snapshot``, when reading
+    it took at least ``minimum`` rows (else the stored one still serves well)."""
+    cached = _last_snapshot[0] if _last_snapshot else None
+    if cached is None or cached[0] is not conn or _rows_read[0] < minimum:
+        return None
+    state, snap = cached[1], cached[2]
+    if state.seq < 0:
+        return None
+    ids = np.flatnonzero(snap.present)
+    rows = np.empty(len(ids), dtype=_ROW)
+    rows["ids"] = (ids << 32) | snap.referrer[ids]
+    rows["joined"] = snap.joined[ids]
+    bits = (
+        (snap.relative[ids].astype(np.int64) << 7)
+        | (snap.erased[ids].astype(np.int64) << 6)
+        | (snap.active[ids].astype(np.int64) << 5)
+        | (snap.within[ids].astype(np.int64) << 3)
+        | (snap.source[ids].astype(np.int64) << 1)
+        | snap.enrolled[ids].astype(np.int64)
+    )
+    rows["small"] = (snap.root[ids] << 24) | (snap.wave[ids] << 8) | bits
+    return _schema(conn), state.seq, state.top, state.count, rows.tobytes()
+
+
+def store_snapshot(
+    conn: sqlite3.Connection, schema: int, seq: int, top: int, count: int, blob: bytes
+) -> None:
+    """Keep packed arrays (``snapshot_to_store``) in the database for the next process (on the
+    writer; they describe the participants as of ``seq`` and ``top``, and are brought up to
+    date from there by whoever reads them)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO figures_snapshot (id, schema_version, seq, top, count, rows)"
+        " VALUES (1, ?, ?, ?, ?, ?)",
+        (schema, seq, top, count, blob),
+    )
 
 
 def relative_figures(

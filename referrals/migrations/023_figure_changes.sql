@@ -29,3 +29,17 @@ BEGIN
     INSERT OR REPLACE INTO participant_changes (participant_id, seq)
     VALUES (OLD.id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM participant_changes));
 END;
+
+-- The figures' arrays as last read by the bot (or a report that had to read them whole), so
+-- that a `relais report` process starts from them and reads again only what changed since
+-- (``seq`` and ``top`` as above). Kept in the database itself, so that a copy or a restored
+-- backup carries the arrays that match its own history. Integers only (ids, referrer, root,
+-- wave, join time, flags), never a name or a number; one row.
+CREATE TABLE figures_snapshot (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    schema_version INTEGER NOT NULL,
+    seq            INTEGER NOT NULL,
+    top            INTEGER NOT NULL,
+    count          INTEGER NOT NULL,
+    rows           BLOB NOT NULL
+);

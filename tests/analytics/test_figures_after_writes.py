@@ -145,3 +145,60 @@ def test_a_refresh_reads_only_new_and_changed_rows(
         assert not same().enrolled[4] and len(reads) == 3
     finally:
         conn.close()
+
+
+async def test_a_stored_snapshot_serves_the_next_process_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the bot leaves in the database (``store_snapshot``) lets a new process (a report)
+    read only what changed since: the figures are those of the database now, after an
+    enrolment, an erasure, a ban, a deletion and a new participant; a stored snapshot of
+    another schema version is not used."""
+    from referrals import csvio
+    from referrals.store import Database
+
+    db = await Database.open(tmp_path / "kept.db")
+    try:
+        rows = "".join(
+            f"p{i},{f'p{i // 3}' if i % 7 else ''},"
+            f"2026-01-{1 + i // 24:02d}T{i % 24:02d}:00:00+00:00,"
+            f"{'campaign:VAN' if i % 14 == 0 else 'code'},,\n"
+            for i in range(200)
+        )
+        await db.call(
+            csvio.import_rows, "participant,referrer,joined_at,channel,kind,enrolled_at\n" + rows
+        )
+        await db.read(analytics.staff_figures, None, None, "UTC")
+        packed = await db.read(analytics.snapshot_to_store, 0)
+        assert packed is not None
+        await db.write(analytics.store_snapshot, *packed)
+        for change in (
+            "UPDATE participants SET enrolled_at = joined_at WHERE id % 5 = 0",
+            "UPDATE participants SET erased_at = joined_at WHERE id = 9",
+            "UPDATE participants SET banned = 1 WHERE id = 1",
+            "DELETE FROM participants WHERE id = 200",
+        ):
+            await db.write(lambda conn, sql=change: conn.execute(sql))
+        await db.call(
+            csvio.import_rows,
+            "participant,referrer,joined_at,channel,kind,enrolled_at\n"
+            "late,p3,2026-02-01T00:00:00+00:00,sms,relative,\n",
+        )
+        reads = _full_reads(monkeypatch)
+        analytics._last_snapshot.clear()  # a new process
+        analytics._steady_figures.clear()
+        figures, extra = await db.read(analytics.staff_figures, None, None, "UTC")
+        assert reads == []  # started from the stored arrays
+        assert figures == await db.read(stats.compute, None, None)
+        expected = await db.read(reference.compute, None, None, "UTC")
+        assert {k: v for k, v in extra.items() if k != "timeline"} == {
+            k: v for k, v in expected.items() if k != "timeline"
+        }
+        assert figures["enrolled"] == 39 and figures["participants"] == 200  # 200 went, late came
+        # Arrays stored under another schema version are read whole again.
+        await db.write(lambda conn: conn.execute("UPDATE figures_snapshot SET schema_version = 1"))
+        analytics._last_snapshot.clear()
+        assert (await db.read(analytics.staff_figures, None, None, "UTC"))[0] == figures
+        assert len(reads) == 1
+    finally:
+        await db.close()
