@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
+import sqlite3
 import sys
 from collections.abc import Awaitable
 from datetime import datetime
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from bot import labels as labels_module
+from bot.logging import get_logger
 from bot.texts import LANGS, MESSAGES_DIR
 from referrals import actions, analytics
 from referrals.timeutil import day_bounds
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from bot.context import Context
 
 TEMPLATE = "report.html.j2"
+log = get_logger(__name__)
 
 
 def report_environment(lang: str, messages_dir: Path = MESSAGES_DIR) -> jinja2.Environment:
@@ -116,6 +119,17 @@ async def build_report(
     return html
 
 
+async def keep_snapshot(db: Any) -> None:
+    """Leave the figures' arrays in the database when they had to be read whole (or nearly):
+    the next report starts from them. A database that cannot take them (read-only, full disk)
+    costs the next report that time, never this report."""
+    try:
+        if packed := await db.read(analytics.snapshot_to_store):
+            await db.write(analytics.store_snapshot, *packed)
+    except sqlite3.Error:
+        log.warning("figures_snapshot_not_stored", exc_info=True)
+
+
 async def cmd_report(ctx: Context) -> int:
     """``relais report --out FILE [--since D] [--until D]``."""
     from bot.context import parse_day, period_text, write_atomically
@@ -141,9 +155,7 @@ async def cmd_report(ctx: Context) -> int:
             messages_dir=ctx.texts.messages_dir,
             charts_module=charts_module,
         )
-        # Had the figures to be read whole (or nearly), the next report starts from these.
-        if packed := await db.read(analytics.snapshot_to_store):
-            await db.write(analytics.store_snapshot, *packed)
+        await keep_snapshot(db)
     finally:
         await db.close()
     out = Path(ctx.args.out)
