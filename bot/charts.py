@@ -17,7 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # before anything imports pyplot; we never do, but a dependency might
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -168,22 +170,41 @@ def _stacked_bars(
     only_present: bool,
 ) -> list[int]:
     """One bar per row, stacked by source; with ``only_present``, a source that never appears is
-    neither drawn nor in the legend. Returns each row's total."""
-    bottom = [0] * len(rows)
+    neither drawn nor in the legend. Returns each row's total.
+
+    Each source's bars are one collection of rectangles, not one artist per bar: a year of
+    weeks drawn as ``ax.bar`` made some 300 artists, half of a chart's drawing time."""
+    bottom = np.zeros(len(rows), dtype=np.float64)
+    left = np.asarray(positions, dtype=np.float64) - 0.4
+    right = left + 0.8
     for source in SOURCE_ORDER:
-        values = [int(row.get(source, 0)) for row in rows]
-        if only_present and not any(values):
+        values = np.array([int(row.get(source, 0)) for row in rows], dtype=np.float64)
+        if only_present and not values.any():
             continue
-        ax.bar(
-            positions,
-            values,
-            bottom=bottom,
-            color=SOURCE_COLOURS[source],
-            label=labels[f"source_{source}"],
-            width=0.8,
+        top = bottom + values
+        corners = np.stack(
+            [
+                np.column_stack([left, bottom]),
+                np.column_stack([left, top]),
+                np.column_stack([right, top]),
+                np.column_stack([right, bottom]),
+            ],
+            axis=1,
         )
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    return bottom
+        ax.add_collection(
+            PolyCollection(
+                list(corners),
+                facecolors=SOURCE_COLOURS[source],
+                edgecolors="none",
+                label=labels[f"source_{source}"],
+            )
+        )
+        bottom = top
+    totals = [int(total) for total in bottom]
+    # What ax.bar does: bars stand on the axis, the highest with a little room above it.
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylim(0, max(totals, default=0) * 1.05 or 1)
+    return totals
 
 
 def weekly_chart(weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> bytes:
