@@ -930,11 +930,12 @@ def _refreshed(
     ]
     if len(changed) > REFRESH_LIMIT:
         return None
-    rows = _read_rows(conn, " WHERE id > ?", [kept.top])  # a range of the primary key
+    parts = [_read_rows(conn, " WHERE id > ?", [kept.top])]  # a range of the primary key
     for start in range(0, len(changed), 500):
         chunk = changed[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = np.concatenate([rows, _read_rows(conn, f" WHERE id IN ({marks})", chunk)])
+        parts.append(_read_rows(conn, f" WHERE id IN ({marks})", chunk))
+    rows = np.concatenate(parts)
     length = max(state.top, int(rows["ids"].max() >> 32) if len(rows) else 0) + 1
     fresh = _spread(rows, length)
     patched = {}
