@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import sqlite3
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -776,9 +776,10 @@ class Snapshot:
     active: np.ndarray  # bool: not left, banned or erased (leaderboards)
     erased: np.ndarray  # bool
     relative: np.ndarray  # bool: kind 'relative' (else 'youth')
-    _sizes: np.ndarray | None = None
-    _within: np.ndarray | None = None
-    _seeds: list[tuple[int, str, bool, bool]] | None = None
+    # Computed once per snapshot, on first use.
+    _sizes: np.ndarray | None = field(default=None, init=False, repr=False)
+    _within: np.ndarray | None = field(default=None, init=False, repr=False)
+    _seeds: list[tuple[int, str, bool, bool]] | None = field(default=None, init=False, repr=False)
 
     @property
     def length(self) -> int:
@@ -936,17 +937,16 @@ def _refreshed(
         marks = ",".join("?" * len(chunk))
         parts.append(_read_rows(conn, f" WHERE id IN ({marks})", chunk))
     rows = np.concatenate(parts)
-    length = max(state.top, int(rows["ids"].max() >> 32) if len(rows) else 0) + 1
-    fresh = _spread(rows, length)
-    patched = {}
+    length = max(state.top, snap.length - 1, int(rows["ids"].max() >> 32) if len(rows) else 0) + 1
     gone = np.array(changed, dtype=np.int64)
     new_ids = rows["ids"] >> 32
-    for name in _ARRAYS:
-        old, new = getattr(snap, name), getattr(fresh, name)
-        out = new.copy()
+    patched = {}
+    for name, (values, fill) in _fields(rows).items():
+        old = getattr(snap, name)
+        out = np.full(length, fill, dtype=old.dtype)
         out[: len(old)] = old
-        out[gone] = new[gone]  # a changed row as it is now (not present if deleted)
-        out[new_ids] = new[new_ids]
+        out[gone] = fill  # a changed row as it is now: read again below, unless deleted
+        out[new_ids] = values
         patched[name] = out
     refreshed = Snapshot(**patched)
     # The count guards what no log records (a row inserted below the highest id).
@@ -1093,28 +1093,33 @@ def _read_rows(conn: sqlite3.Connection, where: str, params: list[Any]) -> np.nd
     return rows
 
 
+def _fields(rows: np.ndarray) -> dict[str, tuple[np.ndarray, Any]]:
+    """Each array of a ``Snapshot`` for ``rows`` (in their order), with its value for an id
+    not in use."""
+    small = rows["small"]
+    return {
+        "present": (np.ones(len(rows), dtype=np.bool_), False),
+        "referrer": (rows["ids"] & 0xFFFFFFFF, 0),
+        "root": (small >> 24, 0),
+        "wave": ((small >> 8) & 0xFFFF, 0),
+        "within": (((small >> 3) & 1).astype(np.bool_), False),
+        "joined": (rows["joined"], _NO_TIME),
+        "enrolled": ((small & 1).astype(np.bool_), False),
+        "source": (((small >> 1) & 3).astype(np.int8), 3),
+        "active": (((small >> 5) & 1).astype(np.bool_), False),
+        "erased": (((small >> 6) & 1).astype(np.bool_), False),
+        "relative": (((small >> 7) & 1).astype(np.bool_), False),
+    }
+
+
 def _spread(rows: np.ndarray, length: int) -> Snapshot:
     ids = rows["ids"] >> 32
-    small = rows["small"]
-
-    def spread(values: np.ndarray, dtype: Any, fill: Any) -> np.ndarray:
-        out = np.full(length, fill, dtype=dtype)
+    arrays = {}
+    for name, (values, fill) in _fields(rows).items():
+        out = np.full(length, fill, dtype=values.dtype)
         out[ids] = values
-        return out
-
-    return Snapshot(
-        present=spread(np.ones(len(ids), dtype=np.bool_), np.bool_, False),
-        referrer=spread(rows["ids"] & 0xFFFFFFFF, np.int64, 0),
-        root=spread(small >> 24, np.int64, 0),
-        wave=spread((small >> 8) & 0xFFFF, np.int64, 0),
-        within=spread((small >> 3) & 1, np.bool_, False),
-        joined=spread(rows["joined"], np.int64, _NO_TIME),
-        enrolled=spread(small & 1, np.bool_, False),
-        source=spread((small >> 1) & 3, np.int8, 3),
-        active=spread((small >> 5) & 1, np.bool_, False),
-        erased=spread((small >> 6) & 1, np.bool_, False),
-        relative=spread((small >> 7) & 1, np.bool_, False),
-    )
+        arrays[name] = out
+    return Snapshot(**arrays)
 
 
 def _read_snapshot(conn: sqlite3.Connection, top: int) -> Snapshot:
