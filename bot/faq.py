@@ -68,7 +68,9 @@ THRESHOLD = 0.40
 SUGGESTION_FLOOR = 0.12
 MAX_SUGGESTIONS = 3
 # The classifier answers when its probability and its lead over the runner-up are high enough.
-THRESHOLD_P = 0.6
+# 0.55 since the char 2-4-gram model (issue 16): chosen on three of the five dev sets in turn and
+# checked on the other two, it was the choice in 7 of the 10 rotations.
+THRESHOLD_P = 0.55
 MARGIN = 0.1
 STOP_P = 0.4  # the stop intent's own threshold
 SUGGESTION_P = 0.08

@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 
 from bot.faq import FaqEngine, check_knowledge_base
-from bot.faq_model import OUT, TopicModel, augment, fit_topics, mark_unknown, with_unknown_marks
+from bot.faq_model import (
+    OUT,
+    TopicModel,
+    augment,
+    fit_topics,
+    mark_unknown,
+    topic_char_ngrams,
+    with_unknown_marks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = ROOT / "bot" / "messages"
@@ -67,6 +75,13 @@ def test_unknown_marks_see_glued_letters_and_known_pieces() -> None:
     assert "^inscr" in vocabulary and "chasse" not in vocabulary
     # "demain" is used by one topic example only: unknown for it, as in a new message.
     assert marked[1][1] == "inscrit demain #unk" and marked[2][1] == "chasse #unk"
+
+
+def test_topic_character_ngrams_stay_within_words_and_up_to_four_letters() -> None:
+    grams = topic_char_ngrams("velo casse")
+    assert " v" in grams and "velo" in grams and " velo" not in grams  # 4 letters at most
+    assert all(" " not in g.strip() for g in grams)  # never across two words
+    assert "sse " in grams and "asse " not in grams and "cass" in grams
 
 
 def _toy() -> tuple[list[tuple[str, str]], list[str]]:
