@@ -50,6 +50,20 @@ def test_stop_intent_in_the_brief_phrasings(engine: FaqEngine, question: str) ->
     assert ans.id == "stop" and ans.is_stop, (question, ans.id, ans.score)
 
 
+def test_context_that_merely_sounds_like_a_refusal_does_not_opt_out(engine: FaqEngine) -> None:
+    # "ne ... plus" in an opening sentence of context read as a refusal (p 0.4-0.7) used to win
+    # over the parent's real question, and by SMS a refusal opts the number out.
+    worried = (
+        "Je ne sais plus quoi faire avec mon fils. Il a 20 ans et il ne fait rien. "
+        "Vous pouvez l'aider ?"
+    )
+    ans = engine.answer(worried, "fr", channel="sms", audience="relative")
+    assert not ans.is_stop, (ans.id, ans.score)
+    # A refusal the model is sure of still counts before a closing courtesy.
+    polite = "Bonjour. Arrêtez de m'écrire s'il vous plaît, ça ne m'intéresse pas. Bonne journée."
+    assert engine.answer(polite, "fr", channel="sms", audience="relative").is_stop
+
+
 def test_an_english_word_in_a_french_conversation_reaches_the_english_model(
     engine: FaqEngine,
 ) -> None:
