@@ -161,18 +161,6 @@ def _dialect(header_line: str) -> str:
     return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
-def _is_canonical(text: str) -> bool:
-    """True for ``YYYY-MM-DDTHH:MM:SS+00:00``, already the storage form once it parsed."""
-    return (
-        len(text) == 25
-        and text[19:] == "+00:00"
-        and text[10] == "T"
-        and text[7] == "-"
-        and text[13] == ":"
-        and text[16] == ":"
-    )
-
-
 def _source_lines(source: str | TextIO) -> TextIO:
     return io.StringIO(source, newline="") if isinstance(source, str) else source
 
@@ -272,9 +260,18 @@ class _Loader:
         zone, latest = self.zone, self.latest
         fromisoformat = datetime.fromisoformat
         index, lines, stamps = self.index, self.lines, self.stamps
+        waves, roots, waiting = self.waves, self.roots, self.waiting
+        index_get, lines_append, stamps_append = index.get, lines.append, stamps.append
+        waves_append, roots_append = waves.append, roots.append
+        first_id, stored, write = self.first_id, self.stored, self.write
+        batch = self.batch
+        batch_append = batch.append
+        batch_rows = BATCH_ROWS
         line = reader.line_num
         try:
-            # This loop runs a million times for a big file: every attribute lookup counts.
+            # This loop runs a million times for a big file: every attribute lookup, call and
+            # temporary object counts. The usual row (its referrer already placed or none,
+            # dates in storage form) is handled inline; the rest goes through _place.
             for record in reader:
                 start, line = line + 1, reader.line_num
                 if len(record) >= width:
@@ -282,20 +279,32 @@ class _Loader:
                 else:
                     record.extend(blank[len(record) :])
                 ref, referrer, joined_text, channel, kind, enrolled_text = pick(record)
-                ref, referrer = unneutralise(ref.strip()), unneutralise(referrer.strip())
-                joined_text = joined_text.strip()
+                ref, referrer = ref.strip(), referrer.strip()
+                if ref[:1] == "'":
+                    ref = unneutralise(ref)
+                if referrer[:1] == "'":
+                    referrer = unneutralise(referrer)
                 if not ref:
                     if any(cell.strip() for cell in record):
                         problem("import.missing_value", start, column="participant")
                     continue  # otherwise a blank line, or only separators
-                first = index.get(ref)
-                if first is not None:
-                    problem("import.duplicate", start, participant=ref, first=str(lines[first]))
+                position = index_get(ref)
+                if position is not None:
+                    problem("import.duplicate", start, participant=ref, first=str(lines[position]))
                     continue
                 position = len(lines)
                 index[ref] = position
-                lines.append(start)
+                lines_append(start)
                 joined: datetime | None
+                joined_text = joined_text.strip()
+                canonical = (
+                    len(joined_text) == 25
+                    and joined_text[19:] == "+00:00"
+                    and joined_text[10] == "T"
+                    and joined_text[7] == "-"
+                    and joined_text[13] == ":"
+                    and joined_text[16] == ":"
+                )
                 try:
                     joined = fromisoformat(joined_text)
                     if joined.tzinfo is None:
@@ -309,7 +318,7 @@ class _Loader:
                     stamp = joined.timestamp()
                     if stamp > latest:
                         problem("import.future_date", start, column="joined_at", value=joined_text)
-                stamps.append(stamp)
+                stamps_append(stamp)
                 enrolled = None
                 if enrolled_text := enrolled_text.strip():
                     enrolled = parse_date(enrolled_text, zone)
@@ -321,35 +330,68 @@ class _Loader:
                         )
                     elif joined is not None and enrolled < joined:
                         problem("import.enrolled_before_joined", start, enrolled=enrolled_text)
-                kind = kind.strip().lower() or "youth"
-                if kind not in KINDS:
-                    problem("import.bad_kind", start, value=kind)
-                channel = unneutralise(channel.strip()) or "unknown"
-                if channel not in CHANNELS and not (
-                    channel.startswith(CAMPAIGN_PREFIX) and len(channel) > len(CAMPAIGN_PREFIX)
-                ):
-                    problem("import.bad_channel", start, value=channel)
+                if kind:
+                    kind = kind.strip().lower() or "youth"
+                    if kind not in KINDS:
+                        problem("import.bad_kind", start, value=kind)
+                else:
+                    kind = "youth"
+                channel = channel.strip()
+                if channel not in CHANNELS:
+                    channel = unneutralise(channel) or "unknown"
+                    if channel not in CHANNELS and not (
+                        channel.startswith(CAMPAIGN_PREFIX) and len(channel) > len(CAMPAIGN_PREFIX)
+                    ):
+                        problem("import.bad_channel", start, value=channel)
                 if referrer == ref:
                     problem("import.self_referral", start, participant=ref)
                     referrer = ""  # placed as a seed: the file is refused anyway
-                if self.stored and self._exists(ref):
+                if stored and self._exists(ref):
                     problem("import.exists", start, participant=ref)
-                if len(problems) >= MAX_PROBLEMS:
-                    break
-                if joined is not None and not self.first_joined:
-                    self.first_joined = (
-                        joined_text if _is_canonical(joined_text) else to_iso(joined)
-                    )
-                row = (
-                    ref,
-                    kind,
-                    channel,
-                    (joined_text if _is_canonical(joined_text) else to_iso(joined))
-                    if joined is not None and not problems
-                    else "",
-                    to_iso(enrolled) if enrolled and not problems else None,
-                )
-                self._place(position, start, referrer, row)
+                if problems:
+                    if len(problems) >= MAX_PROBLEMS:
+                        break
+                    # Nothing more is written: only the graph is still checked.
+                    self._place(position, start, referrer, (ref, kind, channel, "", None))
+                    continue
+                if not self.first_joined:
+                    self.first_joined = joined_text if canonical else to_iso(joined)  # type: ignore[arg-type]
+                joined_iso = joined_text if canonical else to_iso(joined)  # type: ignore[arg-type]
+                enrolled_iso = to_iso(enrolled) if enrolled else None
+                if referrer:
+                    j = index_get(referrer)
+                    if j is None or waves[j] < 0:
+                        row = (ref, kind, channel, joined_iso, enrolled_iso)
+                        self._place(position, start, referrer, row)
+                        continue
+                    wave, root = waves[j] + 1, roots[j]
+                    waves_append(wave)
+                    roots_append(root)
+                    if stamp < stamps[j]:
+                        problem("import.before_referrer", start, referrer=referrer)
+                    elif write:
+                        batch_append(
+                            (
+                                first_id + position,
+                                ref,
+                                kind,
+                                first_id + j,
+                                None,
+                                channel,
+                                joined_iso,
+                                root,
+                                wave,
+                                joined_iso,
+                                enrolled_iso,
+                                round(stamp - stamps[j], 3),
+                            )
+                        )
+                        if len(batch) >= batch_rows:
+                            self._flush()
+                    if waiting:
+                        self._release(position, ref)
+                else:
+                    self._place(position, start, "", (ref, kind, channel, joined_iso, enrolled_iso))
         except csv.Error as exc:
             problem("import.bad_csv", line + 1, detail=str(exc))
 
@@ -473,7 +515,7 @@ class _Loader:
                 self.batch,
             )
             self.written += len(self.batch)
-        self.batch = []
+        self.batch.clear()  # in place: the row loop holds this list
 
     def _unresolved(self) -> None:
         """Rows still waiting at the end: an unknown referrer, or a cycle in the file."""
