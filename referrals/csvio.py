@@ -599,11 +599,59 @@ def import_rows(
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+    journal = _rollback_journal(conn) if rows_hint >= REBUILD_INDEXES_FROM else None
     try:
         return run_write(conn, run)
     finally:
+        if journal is not None:
+            _restore_journal(conn, *journal)
         conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+
+
+def _rollback_journal(conn: sqlite3.Connection) -> tuple[str, int] | None:
+    """Switch a WAL database to a rollback journal for a large import, when no other
+    connection has it open; returns what to restore, or None when it stays as it was.
+
+    In WAL mode every page of the import is written twice: to the WAL, then copied into the
+    database by the checkpoint (209 MiB each way for a million rows). With a rollback journal,
+    only the pages that existed before the import are saved to the journal before being
+    changed (a handful for a new database): the new pages go straight to the file.
+
+    Crash safety is SQLite's own: the journal is on disk and synced before any page it
+    protects is overwritten (``synchronous = FULL`` for the import), so a crash or a power
+    loss mid-import leaves a hot journal that the next connection rolls back: the database is
+    as it was before the import, exactly as a WAL that was never committed. Leaving WAL needs
+    every other connection closed; when one is open (a running bot), SQLite refuses at once
+    (no busy wait) and the import stays in WAL, as before.
+    """
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "wal":
+        return None
+    synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        switched = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    except sqlite3.OperationalError:
+        switched = False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    if not switched:
+        return None
+    conn.execute("PRAGMA synchronous = FULL")
+    return mode, int(synchronous)
+
+
+def _restore_journal(conn: sqlite3.Connection, mode: str, synchronous: int) -> None:
+    conn.execute(f"PRAGMA journal_mode = {mode}").fetchall()
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    # Changing the journal mode makes the connection reload the schema at its next statement
+    # that needs it. If that statement is ``PRAGMA wal_checkpoint`` (what closing the database
+    # runs), the schema read opens a read transaction on this very connection, and the
+    # checkpoint fails with "database table is locked" (SQLite 3.40; why the first attempt at
+    # this switch was dropped). Reading the schema here closes that trap.
+    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
 
 
 def write_csv(
