@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import io
 import itertools
 import math
@@ -600,9 +601,16 @@ def import_rows(
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
     journal = _rollback_journal(conn) if rows_hint >= REBUILD_INDEXES_FROM else None
+    # The rows' tuples and lists (a million of each) make the cyclic garbage collector walk
+    # every young container again and again; the import creates no reference cycles, so it
+    # is paused meanwhile (1M rows: about 1 s of CPU less, 16.2-17.1 against 17.9-18.2 s).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return run_write(conn, run)
     finally:
+        if collecting:
+            gc.enable()
         if journal is not None:
             _restore_journal(conn, *journal)
         conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")

@@ -129,3 +129,20 @@ def test_a_process_dying_mid_import_leaves_the_database_as_it_was(tmp_path: Path
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not (tmp_path / "r.db-journal").exists()
+
+
+def test_the_garbage_collector_is_paused_only_while_importing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    during: list[bool] = []
+    monkeypatch.setattr(csvio, "log_event", lambda *args, **kwargs: during.append(gc.isenabled()))
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    store.configure_connection(conn)
+    store.migrate(conn)
+    assert csvio.import_rows(conn, forest(5), "UTC") == 5
+    assert during == [False] and gc.isenabled()
+    with pytest.raises(ImportRejected):
+        csvio.import_rows(conn, forest(5, bad_last=True).replace("n0,", "m0,"), "UTC")
+    assert gc.isenabled()
