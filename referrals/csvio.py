@@ -263,6 +263,7 @@ class _Loader:
         index, lines, stamps = self.index, self.lines, self.stamps
         waves, roots, waiting = self.waves, self.roots, self.waiting
         index_get, lines_append, stamps_append = index.get, lines.append, stamps.append
+        index_setdefault = index.setdefault
         waves_append, roots_append = waves.append, roots.append
         first_id, stored, write = self.first_id, self.stored, self.write
         batch = self.batch
@@ -289,12 +290,11 @@ class _Loader:
                     if any(cell.strip() for cell in record):
                         problem("import.missing_value", start, column="participant")
                     continue  # otherwise a blank line, or only separators
-                position = index_get(ref)
-                if position is not None:
-                    problem("import.duplicate", start, participant=ref, first=str(lines[position]))
-                    continue
                 position = len(lines)
-                index[ref] = position
+                first = index_setdefault(ref, position)  # one lookup: known, or now indexed
+                if first != position:
+                    problem("import.duplicate", start, participant=ref, first=str(lines[first]))
+                    continue
                 lines_append(start)
                 joined: datetime | None
                 joined_text = joined_text.strip()
