@@ -631,7 +631,9 @@ def _rollback_journal(conn: sqlite3.Connection) -> tuple[str, int] | None:
     loss mid-import leaves a hot journal that the next connection rolls back: the database is
     as it was before the import, exactly as a WAL that was never committed. Leaving WAL needs
     every other connection closed; when one is open (a running bot), SQLite refuses at once
-    (no busy wait) and the import stays in WAL, as before.
+    (no busy wait) and the import stays in WAL, as before. The price: a command started while
+    such an import runs cannot read the database until it ends (it waits ``busy_timeout``,
+    then says the database is locked), where in WAL it would have read the state before.
     """
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     if mode != "wal":
