@@ -7,11 +7,13 @@ with its peak RSS:
 1. generate a CSV of N rows (about 2 % seeds, each other row referred by an earlier row, ISO dates);
 2. ``relais import`` into a fresh database;
 3. ``relais stats --json`` on it, and the windowed figures it printed;
-4. ``relais report --out report.html`` (figures, three charts, the HTML);
+4. ``relais report --out report.html`` (figures, three charts, the HTML), cold, then again
+   (from the arrays the first left in the database), and once more after the bot's writes;
 5. ``/stats`` as staff get it on Discord: the staff command's handler (``Conversation.text``,
    what the cog calls) on that database, figures, three charts and the channel comparison,
    timed after start-up (including the warm-up the bot runs in the background when it starts,
-   timed apart), then the same computation split into figures and charts;
+   timed apart), then the same computation split into figures and charts, then ``/stats``
+   right after a join and after an enrolment;
 6. a networkx script that reads the same CSV and computes only depths and tree sizes
    (``--skip-networkx`` to leave it out).
 
@@ -98,6 +100,25 @@ async def main():
         drawn = time.perf_counter() - began
         print(f"{elapsed:.2f} s   (target <= 2 s; again: figures {computed:.2f} s,"
               f" charts {drawn:.2f} s; start-up warm-up in the background {warmed:.2f} s)")
+        # Right after writes: a join (a newcomer through a member's personal code) and an
+        # enrolment, each followed by /stats.
+        member = Person("discord", "bench-member", "bench-member")
+        card = (await app.conversation.text(member, "/parrainage"))[0].text
+        newcomer = Person("discord", "bench-newcomer", "bench-newcomer")
+        await app.conversation.joined(newcomer, None)
+        code = card.split("**")[1]
+        for label, write in (
+            ("a join + a referrer set", lambda: app.conversation.text(newcomer, "/code " + code)),
+            ("an enrolment", lambda: app.conversation.text(staff, "/inscrit bench-newcomer")),
+        ):
+            said = (await write())[0].text.splitlines()[0][:60]
+            cpu = time.process_time()
+            began = time.perf_counter()
+            replies = await app.conversation.text(staff, "/stats")
+            after = time.perf_counter() - began
+            assert len(replies) == 2 and len(replies[0].attachments) == 3, replies
+            print(f"  /stats right after {label} ({said!r}): {after:.2f} s"
+                  f" ({time.process_time() - cpu:.2f} s of CPU in the process)")
     finally:
         await app.close()
 
@@ -224,10 +245,23 @@ def main(argv: list[str] | None = None) -> int:
             f"relais report:       {report_s:7.2f} s   peak RSS {report_rss:.0f} MiB"
             "   (target <= 3 s, start-up included)"
         )
+        again_s, again_rss, _ = peak_rss_mib(
+            [*RELAIS, "report", "--out", str(work / "report.html")], env
+        )
+        print(
+            f"relais report again: {again_s:7.2f} s   peak RSS {again_rss:.0f} MiB"
+            "   (from the arrays the first one left in the database)"
+        )
         _, staff_rss, staff_out = peak_rss_mib([sys.executable, "-c", STAFF_STATS_SCRIPT], env)
         print(
             f"/stats (staff handler, charts and comparison, after start-up): {staff_out.strip()}"
             f"   process peak RSS {staff_rss:.0f} MiB"
+        )
+        after_s, after_rss, _ = peak_rss_mib(
+            [*RELAIS, "report", "--out", str(work / "report.html")], env
+        )
+        print(
+            f"relais report after the bot's writes: {after_s:7.2f} s   peak RSS {after_rss:.0f} MiB"
         )
         if args.skip_networkx:
             return 0

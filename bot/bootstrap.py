@@ -210,6 +210,11 @@ async def warm_figures(app: App) -> None:
         await charts.waves_chart_async(figures["waves"], labels)
     except Exception:  # a cold /stats later is all it costs
         log.warning("figures_not_warmed", exc_info=True)
+    try:  # left in the database for `relais report`, which then reads only what changed since
+        if packed := await app.db.read(analytics.snapshot_to_store):
+            await app.db.write(analytics.store_snapshot, *packed)
+    except Exception:  # a slower report is all it costs
+        log.warning("figures_snapshot_not_stored", exc_info=True)
 
 
 class DiscordRun:

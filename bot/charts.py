@@ -17,7 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # before anything imports pyplot; we never do, but a dependency might
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -96,6 +98,41 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+# Fixed margins, in pixels, for the charts of /stats and the report: ``tight_layout`` measured
+# every label to place the axes, a third of a chart's drawing time. The left margin is set by
+# the y axis' widest tick label, estimated from the largest value (digits are about 16 px wide
+# at TICK_SIZE); tests check every text stays inside the image for small and very large values.
+DIGIT_PX, TOP_PX, XLABEL_PX, XTICKS_PX, LEGEND_ROW_PX = 16, 64, 84, 60, 49
+
+
+def _tick_chars(largest: float, decimals: int = 0) -> int:
+    """Characters of the widest y tick label for values up to ``largest`` (the axis may end
+    at the next round number, above the data: a quarter is added)."""
+    top = max(float(largest), 1.0) * 1.25
+    if top >= 1e6:  # matplotlib then writes "0.75" with "1e6" above the axis
+        return 4
+    return len(f"{top:.{decimals}f}")
+
+
+def _place(
+    fig: Figure,
+    *,
+    left_chars: int,
+    right_chars: int = 0,
+    bottom_px: int = XLABEL_PX,
+) -> None:
+    """The axes' position from fixed margins (see ``DIGIT_PX``)."""
+    width, height = fig.get_figwidth() * fig.dpi, fig.get_figheight() * fig.dpi
+    left = max(70, 50 + DIGIT_PX * left_chars)
+    right = 30 + DIGIT_PX * right_chars if right_chars else 20
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - TOP_PX / height,
+        bottom=bottom_px / height,
+    )
+
+
 def _integer_ticks(ax: Any) -> None:
     """Whole numbers only on the y axis (the default locator is a MaxNLocator)."""
     locator = ax.yaxis.get_major_locator()
@@ -105,6 +142,7 @@ def _integer_ticks(ax: Any) -> None:
 
 def _style(ax: Any) -> None:
     ax.tick_params(labelsize=TICK_SIZE)
+    ax.yaxis.get_offset_text().set_fontsize(TICK_SIZE)  # "1e6" as legible as the ticks
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.grid(axis="y", alpha=0.3)
@@ -132,22 +170,41 @@ def _stacked_bars(
     only_present: bool,
 ) -> list[int]:
     """One bar per row, stacked by source; with ``only_present``, a source that never appears is
-    neither drawn nor in the legend. Returns each row's total."""
-    bottom = [0] * len(rows)
+    neither drawn nor in the legend. Returns each row's total.
+
+    Each source's bars are one collection of rectangles, not one artist per bar: a year of
+    weeks drawn as ``ax.bar`` made some 300 artists, half of a chart's drawing time."""
+    bottom = np.zeros(len(rows), dtype=np.float64)
+    left = np.asarray(positions, dtype=np.float64) - 0.4
+    right = left + 0.8
     for source in SOURCE_ORDER:
-        values = [int(row.get(source, 0)) for row in rows]
-        if only_present and not any(values):
+        values = np.array([int(row.get(source, 0)) for row in rows], dtype=np.float64)
+        if only_present and not values.any():
             continue
-        ax.bar(
-            positions,
-            values,
-            bottom=bottom,
-            color=SOURCE_COLOURS[source],
-            label=labels[f"source_{source}"],
-            width=0.8,
+        top = bottom + values
+        corners = np.stack(
+            [
+                np.column_stack([left, bottom]),
+                np.column_stack([left, top]),
+                np.column_stack([right, top]),
+                np.column_stack([right, bottom]),
+            ],
+            axis=1,
         )
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    return bottom
+        ax.add_collection(
+            PolyCollection(
+                list(corners),
+                facecolors=SOURCE_COLOURS[source],
+                edgecolors="none",
+                label=labels[f"source_{source}"],
+            )
+        )
+        bottom = top
+    totals = [int(total) for total in bottom]
+    # What ax.bar does: bars stand on the axis, the highest with a little room above it.
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylim(0, max(totals, default=0) * 1.05 or 1)
+    return totals
 
 
 def weekly_chart(weeks: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> bytes:
@@ -178,12 +235,13 @@ def _day_month(iso_day: str) -> str:
     return f"{iso_day[8:10]}/{iso_day[5:7]}"
 
 
-def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
+def waves_figure(waves: Sequence[int], labels: Mapping[str, str]) -> Figure:
     """Participants per wave (0 = seeds), with the count above each bar."""
     fig = _figure()
     title = labels["chart_waves_title"]
     if not waves or not any(waves):
-        return _empty(fig, title, labels["chart_empty"])
+        _empty_on(fig, title, labels["chart_empty"])
+        return fig
     ax = fig.add_subplot()
     positions = list(range(len(waves)))
     bars = ax.bar(positions, list(waves), color=WAVE_COLOUR, width=0.7)
@@ -197,8 +255,13 @@ def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
     _integer_ticks(ax)
     ax.margins(y=0.12)
     _style(ax)
-    fig.tight_layout()
-    return _png(fig)
+    _place(fig, left_chars=_tick_chars(max(waves) * 1.12))
+    return fig
+
+
+def waves_chart(waves: Sequence[int], labels: Mapping[str, str]) -> bytes:
+    """``waves_figure`` as a PNG."""
+    return _png(waves_figure(waves, labels))
 
 
 def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> Figure:
@@ -223,6 +286,7 @@ def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> F
     line_ax.plot(positions, running, color="#D55E00", linewidth=3, label=labels["chart_cumulative"])
     line_ax.set_ylim(0, max(running) * 1.08 or 1)
     line_ax.tick_params(labelsize=TICK_SIZE, colors="#D55E00")
+    line_ax.yaxis.get_offset_text().set_fontsize(TICK_SIZE)
     line_ax.spines["top"].set_visible(False)
     line_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     # At most five dates, each with its year, so they stay legible on a phone.
@@ -246,7 +310,12 @@ def timeline_figure(timeline: Mapping[str, Any], labels: Mapping[str, str]) -> F
         ncol=2,
     )
     rows_of_legend = -(-(len(handles) + 1) // 2)
-    fig.tight_layout(rect=(0, 0.07 * rows_of_legend, 1, 1))
+    _place(
+        fig,
+        left_chars=_tick_chars(max(totals)),
+        right_chars=_tick_chars(max(running) * 1.08),
+        bottom_px=XTICKS_PX + LEGEND_ROW_PX * rows_of_legend,
+    )
     return fig
 
 
@@ -281,9 +350,12 @@ def cohorts_figure(cohorts: Sequence[Mapping[str, Any]], labels: Mapping[str, st
     ax.set_title(title, fontsize=TITLE_SIZE, pad=12)
     ax.set_xlabel(labels["chart_cohorts_x"], fontsize=LABEL_SIZE)
     ax.set_ylabel(labels["chart_cohorts_y"], fontsize=LABEL_SIZE)
-    ax.margins(y=0.15)
+    # Room for the labels above the bars; a few hundredths at least, so that ticks keep two
+    # decimals at most.
+    top = max(max(values) * 1.15, 0.1)
+    ax.set_ylim(0, top)
     _style(ax)
-    fig.tight_layout()
+    _place(fig, left_chars=_tick_chars(top, decimals=2))
     return fig
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
+import sqlite3
 import sys
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,16 +20,19 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from bot import charts
 from bot import labels as labels_module
+from bot.logging import get_logger
 from bot.texts import LANGS, MESSAGES_DIR
 from referrals import actions, analytics
 from referrals.timeutil import day_bounds
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from bot.context import Context
 
 TEMPLATE = "report.html.j2"
+log = get_logger(__name__)
 
 
 def report_environment(lang: str, messages_dir: Path = MESSAGES_DIR) -> jinja2.Environment:
@@ -50,6 +56,13 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def charts_soon() -> Awaitable[ModuleType]:
+    """``bot.charts`` imported in a worker thread (matplotlib: about 0.7 s of a report's
+    start-up), while the caller reads the figures: SQLite lets go of the interpreter while it
+    scans, so on two cores the two overlap."""
+    return asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "bot.charts"))
+
+
 async def build_report(
     db: Any,
     *,
@@ -62,10 +75,17 @@ async def build_report(
     generated: str = "",
     tz: str = "UTC",
     messages_dir: Path = MESSAGES_DIR,
+    charts_module: Awaitable[ModuleType] | None = None,
 ) -> str:
-    """The report's HTML. ``render(key, **params)`` renders a message key in ``lang``."""
+    """The report's HTML. ``render(key, **params)`` renders a message key in ``lang``.
+
+    ``charts_module`` is ``bot.charts`` being imported (``charts_soon``), else it is imported
+    here."""
+    if charts_module is None:
+        charts_module = charts_soon()
     figures, extra = await db.read(analytics.staff_figures, since, until, tz)
     per_action = await db.read(actions.results, since, until)
+    charts = await charts_module
     labels = charts.chart_labels(render)
     timeline_png, cohorts_png, waves_png = await asyncio.gather(
         charts.timeline_chart_async(extra["timeline"], labels),
@@ -99,6 +119,17 @@ async def build_report(
     return html
 
 
+async def keep_snapshot(db: Any) -> None:
+    """Leave the figures' arrays in the database when they had to be read whole (or nearly):
+    the next report starts from them. A database that cannot take them (read-only, full disk)
+    costs the next report that time, never this report."""
+    try:
+        if packed := await db.read(analytics.snapshot_to_store):
+            await db.write(analytics.store_snapshot, *packed)
+    except sqlite3.Error:
+        log.warning("figures_snapshot_not_stored", exc_info=True)
+
+
 async def cmd_report(ctx: Context) -> int:
     """``relais report --out FILE [--since D] [--until D]``."""
     from bot.context import parse_day, period_text, write_atomically
@@ -108,6 +139,7 @@ async def cmd_report(ctx: Context) -> int:
     low, high = day_bounds(since, until, ctx.settings.tz)
     lang = ctx.lang if ctx.lang in LANGS else "fr"
     generated = datetime.now(ZoneInfo(ctx.settings.tz)).strftime("%Y-%m-%d %H:%M")
+    charts_module = charts_soon()
     db = await ctx.open_db()
     try:
         html = await build_report(
@@ -121,7 +153,9 @@ async def cmd_report(ctx: Context) -> int:
             generated=generated,
             tz=ctx.settings.tz,
             messages_dir=ctx.texts.messages_dir,
+            charts_module=charts_module,
         )
+        await keep_snapshot(db)
     finally:
         await db.close()
     out = Path(ctx.args.out)

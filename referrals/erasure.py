@@ -48,6 +48,10 @@ TABLES: dict[str, str] = {
     "action_people": "shown; comment and number (SMS check-in) set to NULL (presence, RSVP and"
     " rating kept, anonymous)",
     "action_opt_outs": "shown; kept (an id only: no message about actions)",
+    "participant_changes": "no personal data (ids and a change counter: which rows the figures"
+    " read again)",
+    "figures_snapshot": "the figures' arrays (ids, referrers, waves, join times, flags) as the"
+    " participants table holds them; no name or number; rewritten, never erased per person",
 }
 
 

@@ -163,3 +163,31 @@ def test_report_reads_for_people_on_the_rds_data(
     assert "campagne SEED" in page.cells and "code tapé" in page.cells
     assert "campaign:seed" not in html and ">code<" not in html
     assert "Vague 7" in page.cells
+
+
+def test_report_leaves_the_figures_arrays_and_never_fails_on_them(
+    tmp_path: Path, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report that read the participants whole leaves their arrays in the database for the
+    next one (issue 19 item 4); when they cannot be stored, the report is written all the
+    same."""
+    import sqlite3
+
+    from referrals import analytics
+
+    analytics._last_snapshot.clear()
+    monkeypatch.setattr(analytics, "STORE_FROM_ROWS", 0)
+    monkeypatch.setattr(analytics.snapshot_to_store, "__defaults__", (0,))
+    out = tmp_path / "r.html"
+    assert cli.main(["report", "--out", str(out), "--db", str(env)]) == 0
+    with sqlite3.connect(env) as conn:
+        assert conn.execute("SELECT top, count FROM figures_snapshot").fetchall() == [(8, 8)]
+
+    def refuse(*args: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(analytics, "store_snapshot", refuse)
+    analytics._last_snapshot.clear()
+    out.unlink()
+    assert cli.main(["report", "--out", str(out), "--db", str(env)]) == 0
+    assert "<html" in out.read_text(encoding="utf-8")

@@ -133,3 +133,52 @@ async def test_erased_people_have_no_name_in_a_drawing(tmp_db: Database) -> None
     )
     nodes = await tmp_db.read(analytics.subtree, 1)
     assert [node["name"] for node in nodes] == ["a", None]
+
+
+def _outside(fig: Figure) -> list[str]:
+    """What is drawn outside the image (matplotlib places a y label beside its tick labels, so
+    a margin too narrow shows as a label cut at the edge)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box = fig.get_tightbbox(renderer)  # inches, only what is drawn
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    edges = {"left": box.x0, "bottom": box.y0, "right": width - box.x1, "top": height - box.y1}
+    return [side for side, room in edges.items() if room < 0]
+
+
+def test_fixed_margins_hold_small_and_huge_figures() -> None:
+    """The charts of /stats place their axes by fixed margins (no ``tight_layout``): every
+    text stays inside the image and legible on a phone, from a handful of people to tens of
+    millions, in both languages."""
+    texts = Texts()
+    for lang in ("fr", "en"):
+        names = charts.chart_labels(lambda key, lang=lang: texts.render(key, lang))
+        for scale in (1, 37, 28_000, 3_000_000):
+            rows = [
+                {
+                    "start": f"2026-{1 + i // 4:02d}-{1 + 7 * (i % 4):02d}",
+                    "peer": scale * (i % 3),
+                    "sms": scale,
+                    "campaign": 1,
+                    "organic": scale // 3,
+                    "total": scale * (i % 3) + scale + 1 + scale // 3,
+                }
+                for i in range(35)
+            ]
+            waves = [scale * (w + 1) // 4 for w in range(31)]
+            cohorts = [
+                {
+                    "month": f"2026-{m:02d}",
+                    "participants": scale,
+                    "recruits_30d": 0,
+                    "mean_recruits_30d": round(1.37 * min(scale, 9) / m**3, 4),
+                }
+                for m in range(1, 13)
+            ]
+            for fig in (
+                charts.timeline_figure({"bucket": "week", "rows": rows}, names),
+                charts.waves_figure(waves, names),
+                charts.cohorts_figure(cohorts, names),
+            ):
+                assert _outside(fig) == [], (lang, scale, fig.axes[0].get_title())
+                assert smallest_phone_px(fig) >= charts.MIN_PHONE_PX

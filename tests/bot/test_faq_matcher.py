@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 
 from bot.faq import FaqEngine, check_knowledge_base
-from bot.faq_model import OUT, TopicModel, augment, fit_topics, mark_unknown, with_unknown_marks
+from bot.faq_model import (
+    OUT,
+    TopicModel,
+    augment,
+    fit_topics,
+    mark_unknown,
+    topic_char_ngrams,
+    with_unknown_marks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = ROOT / "bot" / "messages"
@@ -42,6 +50,20 @@ def test_stop_intent_in_the_brief_phrasings(engine: FaqEngine, question: str) ->
     assert ans.id == "stop" and ans.is_stop, (question, ans.id, ans.score)
 
 
+def test_context_that_merely_sounds_like_a_refusal_does_not_opt_out(engine: FaqEngine) -> None:
+    # "ne ... plus" in an opening sentence of context read as a refusal (p 0.4-0.7) used to win
+    # over the parent's real question, and by SMS a refusal opts the number out.
+    worried = (
+        "Je ne sais plus quoi faire avec mon fils. Il a 20 ans et il ne fait rien. "
+        "Vous pouvez l'aider ?"
+    )
+    ans = engine.answer(worried, "fr", channel="sms", audience="relative")
+    assert not ans.is_stop, (ans.id, ans.score)
+    # A refusal the model is sure of still counts before a closing courtesy.
+    polite = "Bonjour. Arrêtez de m'écrire s'il vous plaît, ça ne m'intéresse pas. Bonne journée."
+    assert engine.answer(polite, "fr", channel="sms", audience="relative").is_stop
+
+
 def test_an_english_word_in_a_french_conversation_reaches_the_english_model(
     engine: FaqEngine,
 ) -> None:
@@ -67,6 +89,13 @@ def test_unknown_marks_see_glued_letters_and_known_pieces() -> None:
     assert "^inscr" in vocabulary and "chasse" not in vocabulary
     # "demain" is used by one topic example only: unknown for it, as in a new message.
     assert marked[1][1] == "inscrit demain #unk" and marked[2][1] == "chasse #unk"
+
+
+def test_topic_character_ngrams_stay_within_words_and_up_to_four_letters() -> None:
+    grams = topic_char_ngrams("velo casse")
+    assert " v" in grams and "velo" in grams and " velo" not in grams  # 4 letters at most
+    assert all(" " not in g.strip() for g in grams)  # never across two words
+    assert "sse " in grams and "asse " not in grams and "cass" in grams
 
 
 def _toy() -> tuple[list[tuple[str, str]], list[str]]:
