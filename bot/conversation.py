@@ -559,8 +559,16 @@ class Conversation:
                 # The message's own language; a sender who is not a member is addressed as "vous".
                 lang = getattr(answer, "lang", turn.lang) or turn.lang
                 audience = "relative" if turn.state.relative else "youth"  # relatives: vous
-                text = self.faq.short_answer(answer.id, lang, audience)
-                return [Reply(Target.of(person), text)]
+                reply = self.faq.short_answer(answer.id, lang, audience)
+                if turn.state.relative and turn.state.inviter:
+                    # An invited relative's text may name the member who invited them ("how did
+                    # you get my number?"): the same answer, rendered with that name.
+                    named = self.faq.answer(
+                        text, lang, channel="sms", audience="relative", inviter=turn.state.inviter
+                    )
+                    if named.id == answer.id:
+                        reply = named.text
+                return [Reply(Target.of(person), reply)]
         except Exception:
             log.exception("sms_faq_failed")
         return [self.reply(person, self._register(turn, "sms.unknown"), turn.lang)]

@@ -62,6 +62,9 @@ class InboundState:
     member_discord_id: str | None = None
     member_lang: str | None = None
     first_name: str | None = None
+    # The member whose invitation reached this number (their display name), so that "how did
+    # you get my number?" can name them.
+    inviter: str | None = None
 
 
 def record_inbound(
@@ -169,6 +172,13 @@ def record_inbound(
             conn, joined_at=at, channel="sms", phone_hash=phone_hash, lang=lang
         )
         joined = True
+    inviter = None
+    if invitation is not None:
+        named = conn.execute(
+            "SELECT display_name FROM participants WHERE id = ? AND erased_at IS NULL",
+            (invitation["member_id"],),
+        ).fetchone()
+        inviter = named[0] if named is not None else None
     if participant is not None:
         # Activity (retention reads it), at most once a day: keywords are never screened.
         conn.execute(
@@ -185,6 +195,7 @@ def record_inbound(
         member_discord_id=member_discord_id,
         member_lang=member_lang,
         first_name=first_name,
+        inviter=inviter,
     )
 
 

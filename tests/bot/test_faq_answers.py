@@ -106,6 +106,40 @@ def test_how_did_you_get_my_number_names_the_inviter(engine: FaqEngine) -> None:
     assert "STOP" in sms.text and "Inès" not in sms.text
 
 
+def test_english_relatives_get_texts_written_for_relatives(engine: FaqEngine) -> None:
+    """Every English entry has its own relatives' texts, never the young people's."""
+    for entry in engine.entries("en"):
+        for channel in ("discord", "sms"):
+            assert entry.text_for(channel, "relative") != entry.text_for(channel, "youth"), (
+                entry.id,
+                channel,
+            )
+    # A relative writing in English, whatever their stored language, is answered as a relative.
+    ans = engine.answer("Can I register my son myself?", "fr", channel="sms", audience="relative")
+    assert (ans.id, ans.lang) == ("inscription", "en")
+    assert ans.text == engine.entry("inscription", "en").text_for("sms", "relative")
+    assert "CONSEILLER" in ans.text and "young person" in ans.text
+    number = engine.answer(
+        "how did you get my number?", "en", channel="sms", audience="relative", inviter="Inès"
+    )
+    assert number.id == "donnees" and "Inès" in number.text and "STOP" in number.text
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "words"),
+    [
+        ("comment je peux aider mon fils ?", "fr", "vous pouvez l'aider"),
+        ("how can i help my daughter?", "en", "you can help"),
+    ],
+)
+def test_a_parent_asking_how_to_help_is_told_how(
+    engine: FaqEngine, question: str, lang: str, words: str
+) -> None:
+    ans = engine.answer(question, lang, audience="relative")
+    assert ans.id == "inscription", (question, ans.id, ans.score)
+    assert words in ans.text
+
+
 def test_are_you_a_robot_says_so_and_how_to_reach_a_person(engine: FaqEngine) -> None:
     ans = engine.answer("t'es un robot ?", "fr")
     assert (ans.kind, ans.id) == ("smalltalk", "robot")
