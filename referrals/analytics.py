@@ -158,14 +158,7 @@ def spec_figures(
     waves = np.bincount(snap.wave[chosen]).tolist() if participants else []
     wave_sum = int(snap.wave[chosen].sum())
     largest = int(np.bincount(snap.root[chosen]).max()) if participants else 0
-    counted: dict[str, int] = {}
-    # Over the (wave, channel) index, already in order: no sort of a million rows.
-    for channel, count in conn.execute(
-        f"SELECT channel, COUNT(*) FROM participants{where} GROUP BY wave, channel", params
-    ):
-        name = channel or "unknown"
-        counted[name] = counted.get(name, 0) + count
-    channels = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+    channels = stats.channel_counts(conn, where, params)
     if since or until:
         # Recruits in the period, by the wave of a referrer also in the period.
         brought_by = referrers[is_referred]
@@ -548,16 +541,13 @@ def campaigns(
         " GROUP BY s.code",
         params,
     ):
-        row = rows.setdefault(code, _campaign_row(code, None))
-        row.update(
-            direct=direct,
-            brought_in=total - direct,
-            total=total,
-            enrolled=enrolled,
-            enrollment_rate=_rate(enrolled, total),
-            enrollment_rate_direct=_rate(direct_enrolled, direct),
-            amplification=round(total / direct, 4) if direct else None,
-            max_depth=deepest,
+        _fill_campaign(
+            rows.setdefault(code, _campaign_row(code, None)),
+            total,
+            direct,
+            enrolled,
+            direct_enrolled,
+            deepest,
         )
     return sorted(rows.values(), key=lambda row: (-row["total"], row["code"]))
 
@@ -613,19 +603,30 @@ def _campaigns_from(
     for i, code in enumerate(codes):
         if not total[i]:
             continue
-        n, d = int(total[i]), int(counts["direct"][i])
-        e, de = int(counts["enrolled"][i]), int(counts["direct_enrolled"][i])
-        row = rows.setdefault(code, _campaign_row(code, None))
-        row.update(
-            direct=d,
-            brought_in=n - d,
-            total=n,
-            enrolled=e,
-            enrollment_rate=_rate(e, n),
-            enrollment_rate_direct=_rate(de, d),
-            amplification=round(n / d, 4) if d else None,
-            max_depth=int(deepest[i]),
+        _fill_campaign(
+            rows.setdefault(code, _campaign_row(code, None)),
+            int(total[i]),
+            int(counts["direct"][i]),
+            int(counts["enrolled"][i]),
+            int(counts["direct_enrolled"][i]),
+            int(deepest[i]),
         )
+
+
+def _fill_campaign(
+    row: dict[str, Any], total: int, direct: int, enrolled: int, direct_enrolled: int, deepest: int
+) -> None:
+    """A campaign's chain figures from its counts (``direct``: the seeds themselves)."""
+    row.update(
+        direct=direct,
+        brought_in=total - direct,
+        total=total,
+        enrolled=enrolled,
+        enrollment_rate=_rate(enrolled, total),
+        enrollment_rate_direct=_rate(direct_enrolled, direct),
+        amplification=round(total / direct, 4) if direct else None,
+        max_depth=deepest,
+    )
 
 
 def _campaign_row(code: str, channel: str | None) -> dict[str, Any]:

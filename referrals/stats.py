@@ -34,6 +34,18 @@ def _and(where: str, clause: str) -> str:
     return f"{where} AND {clause}" if where else f" WHERE {clause}"
 
 
+def channel_counts(conn: sqlite3.Connection, where: str, params: list[Any]) -> dict[str, int]:
+    """Participants by channel (None and '' as "unknown"), most first, then by name."""
+    counted: dict[str, int] = {}
+    # Over the (wave, channel) index, already in order: no sort of a million rows.
+    for channel, count in conn.execute(
+        f"SELECT channel, COUNT(*) FROM participants{where} GROUP BY wave, channel", params
+    ):
+        name = channel or "unknown"
+        counted[name] = counted.get(name, 0) + count
+    return dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+
+
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -80,15 +92,7 @@ def compute(
         f"SELECT COUNT(*) AS n FROM participants{where} GROUP BY root_id ORDER BY n DESC LIMIT 1",
         params,
     ).fetchone()
-    # '' is merged with NULL afterwards.
-    counted: dict[str, int] = {}
-    # Over the (wave, channel) index, already in order: no sort of a million rows.
-    for channel, count in conn.execute(
-        f"SELECT channel, COUNT(*) FROM participants{where} GROUP BY wave, channel", params
-    ):
-        name = channel or "unknown"
-        counted[name] = counted.get(name, 0) + count
-    channels = dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+    channels = channel_counts(conn, where, params)
     top_list, more_tied = top or top_referrers(conn, since, until)
     return {
         "participants": participants,
