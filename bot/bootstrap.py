@@ -35,6 +35,7 @@ from bot.logging import get_logger
 from bot.maintenance import TICK as MAINTENANCE_TICK
 from bot.maintenance import maintenance_loop
 from bot.ports import InviteMaker, Reply, SmsTransport, StaffNotifier
+from bot.report import keep_snapshot
 from bot.runner import SHUTDOWN_TIMEOUT, NoTransport, install_stop_signals, serve_until
 from bot.settings import Settings
 from bot.sms.service import SmsService
@@ -210,11 +211,8 @@ async def warm_figures(app: App) -> None:
         await charts.waves_chart_async(figures["waves"], labels)
     except Exception:  # a cold /stats later is all it costs
         log.warning("figures_not_warmed", exc_info=True)
-    try:  # left in the database for `relais report`, which then reads only what changed since
-        if packed := await app.db.read(analytics.snapshot_to_store):
-            await app.db.write(analytics.store_snapshot, *packed)
-    except Exception:  # a slower report is all it costs
-        log.warning("figures_snapshot_not_stored", exc_info=True)
+    # Left in the database for `relais report`, which then reads only what changed since.
+    await keep_snapshot(app.db)
 
 
 class DiscordRun:

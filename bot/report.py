@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
-import sqlite3
 import sys
 from collections.abc import Awaitable
 from datetime import datetime
@@ -122,11 +121,11 @@ async def build_report(
 async def keep_snapshot(db: Any) -> None:
     """Leave the figures' arrays in the database when they had to be read whole (or nearly):
     the next report starts from them. A database that cannot take them (read-only, full disk)
-    costs the next report that time, never this report."""
+    costs the next report (or the bot's warm-up) that time, never this report."""
     try:
         if packed := await db.read(analytics.snapshot_to_store):
             await db.write(analytics.store_snapshot, *packed)
-    except sqlite3.Error:
+    except Exception:
         log.warning("figures_snapshot_not_stored", exc_info=True)
 
 

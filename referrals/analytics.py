@@ -144,21 +144,13 @@ def spec_figures(
     """``stats.compute`` (SPEC §6) from the arrays: the counts, waves, largest tree, recruits
     per wave and the leaderboard without a scan; channels, the median delay and the
     invitations stay SQL over their indexes (tests compare the two on every change)."""
-    where, params = _where(since, until)
     mask = snap.period(since, until) if since or until else snap.present
     chosen = np.flatnonzero(mask)
     referrers = snap.referrer[chosen]
     is_referred = referrers > 0
     participants = len(chosen)
-    referred = int(is_referred.sum())
     enrolled = snap.enrolled[chosen]
-    enrolled_referred = int((enrolled & is_referred).sum())
-    enrolled_seeds = int((enrolled & ~is_referred).sum())
-    seeds = participants - referred
     waves = np.bincount(snap.wave[chosen]).tolist() if participants else []
-    wave_sum = int(snap.wave[chosen].sum())
-    largest = int(np.bincount(snap.root[chosen]).max()) if participants else 0
-    channels = stats.channel_counts(conn, where, params)
     if since or until:
         # Recruits in the period, by the wave of a referrer also in the period.
         brought_by = referrers[is_referred]
@@ -168,30 +160,23 @@ def spec_figures(
     else:
         # Without a period everyone of wave w + 1 was brought in by someone of wave w.
         brought_list = [*waves[1:], 0][: len(waves)]
-    top_list, more_tied = top_referrers(conn, snap, since, until)
-    return {
-        "participants": participants,
-        "seeds": seeds,
-        "referred": referred,
-        "k_factor": _rate(referred, participants),
-        "amplification": round(participants / seeds, 4) if seeds else None,
-        "max_depth": len(waves) - 1 if waves else 0,
-        "mean_depth": round(wave_sum / participants, 4) if participants else 0.0,
-        "largest_tree": largest,
-        "waves": waves,
-        "channels": channels,
-        "median_referral_delay_hours": stats._median_delay(conn, where, params),
-        "enrolled": enrolled_referred + enrolled_seeds,
-        "enrollment_rate_referred": _rate(enrolled_referred, referred),
-        "enrollment_rate_seeds": _rate(enrolled_seeds, seeds),
-        "top_referrers": top_list,
-        "top_referrers_more_tied": more_tied,
-        "invitations": stats.invitations(conn, since, until),
-        "recruits_30d": recruits_30d,
-        "recruits_by_wave": [
+    return stats.figures_from_counts(
+        conn,
+        since,
+        until,
+        participants=participants,
+        referred=int(is_referred.sum()),
+        enrolled_referred=int((enrolled & is_referred).sum()),
+        enrolled_seeds=int((enrolled & ~is_referred).sum()),
+        waves=waves,
+        wave_sum=int(snap.wave[chosen].sum()),
+        largest=int(np.bincount(snap.root[chosen]).max()) if participants else 0,
+        top=top_referrers(conn, snap, since, until),
+        recruits_30d=recruits_30d,
+        recruits_by_wave=[
             round(b / n, 4) if n else 0.0 for b, n in zip(brought_list, waves, strict=True)
         ],
-    }
+    )
 
 
 def plausible_until(now: datetime | None = None) -> str:

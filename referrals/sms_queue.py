@@ -244,12 +244,7 @@ def record_reply(
     """
     if budget_used(conn, day) + segments > budget:
         return False, once_per_day(conn, "sms_budget_exhausted", day), None
-    conn.execute(
-        "INSERT INTO outbound_sms (to_phone, phone_hash, body, purpose, status, attempts,"
-        " not_before, created_at, updated_at, budget_day, segments, attempted_at)"
-        " VALUES (NULL, ?, ?, 'reply', 'sent', 1, ?, ?, ?, ?, ?, ?)",
-        (hashed, body, at, at, at, day, segments, at),
-    )
+    _insert_attempted(conn, hashed, body, "reply", "sent", segments, at, day)
     return True, False, budget_alert_due(conn, budget, day)
 
 
@@ -257,11 +252,25 @@ def insert_sending(
     conn: sqlite3.Connection, hashed: str, body: str, purpose: str, segments: int, at: str, day: str
 ) -> int:
     """A message sent at once, outside the queue (``relais sms test``), already ``sending``."""
+    return _insert_attempted(conn, hashed, body, purpose, "sending", segments, at, day)
+
+
+def _insert_attempted(
+    conn: sqlite3.Connection,
+    hashed: str,
+    body: str,
+    purpose: str,
+    status: str,
+    segments: int,
+    at: str,
+    day: str,
+) -> int:
+    """A message that left (or is leaving) outside the queue: no number kept, one attempt."""
     cursor = conn.execute(
         "INSERT INTO outbound_sms (to_phone, phone_hash, body, purpose, status, attempts,"
         " not_before, created_at, updated_at, budget_day, segments, attempted_at)"
-        " VALUES (NULL, ?, ?, ?, 'sending', 1, ?, ?, ?, ?, ?, ?)",
-        (hashed, body, purpose, at, at, at, day, segments, at),
+        " VALUES (NULL, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+        (hashed, body, purpose, status, at, at, at, day, segments, at),
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

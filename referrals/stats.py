@@ -79,8 +79,6 @@ def compute(
             enrolled_referred = count
         else:
             enrolled_seeds = count
-    enrolled = enrolled_referred + enrolled_seeds
-    seeds = participants - referred
     waves_rows = conn.execute(
         f"SELECT wave, COUNT(*) FROM participants{where} GROUP BY wave ORDER BY wave", params
     ).fetchall()
@@ -92,8 +90,47 @@ def compute(
         f"SELECT COUNT(*) AS n FROM participants{where} GROUP BY root_id ORDER BY n DESC LIMIT 1",
         params,
     ).fetchone()
-    channels = channel_counts(conn, where, params)
-    top_list, more_tied = top or top_referrers(conn, since, until)
+    return figures_from_counts(
+        conn,
+        since,
+        until,
+        participants=participants,
+        referred=referred,
+        enrolled_referred=enrolled_referred,
+        enrolled_seeds=enrolled_seeds,
+        waves=waves,
+        wave_sum=wave_sum,
+        largest=largest[0] if largest else 0,
+        top=top or top_referrers(conn, since, until),
+        recruits_30d=(
+            windowed_recruits(conn, since, until) if recruits_30d is _UNSET else recruits_30d
+        ),
+        recruits_by_wave=recruits_by_wave(conn, waves, since, until),
+    )
+
+
+def figures_from_counts(
+    conn: sqlite3.Connection,
+    since: str | None,
+    until: str | None,
+    *,
+    participants: int,
+    referred: int,
+    enrolled_referred: int,
+    enrolled_seeds: int,
+    waves: list[int],
+    wave_sum: int,
+    largest: int,
+    top: tuple[list[dict[str, Any]], int],
+    recruits_30d: float | None,
+    recruits_by_wave: list[float],
+) -> dict[str, Any]:
+    """SPEC §6's figures from their counts (however they were counted: SQL here, arrays in
+    ``analytics.spec_figures``); channels, the median delay and invitations read over their
+    indexes."""
+    where, params = _where(since, until)
+    seeds = participants - referred
+    top_list, more_tied = top
     return {
         "participants": participants,
         "seeds": seeds,
@@ -102,20 +139,18 @@ def compute(
         "amplification": round(participants / seeds, 4) if seeds else None,
         "max_depth": len(waves) - 1 if waves else 0,
         "mean_depth": round(wave_sum / participants, 4) if participants else 0.0,
-        "largest_tree": largest[0] if largest else 0,
+        "largest_tree": largest,
         "waves": waves,
-        "channels": channels,
+        "channels": channel_counts(conn, where, params),
         "median_referral_delay_hours": _median_delay(conn, where, params),
-        "enrolled": enrolled,
+        "enrolled": enrolled_referred + enrolled_seeds,
         "enrollment_rate_referred": _rate(enrolled_referred, referred),
         "enrollment_rate_seeds": _rate(enrolled_seeds, seeds),
         "top_referrers": top_list,
         "top_referrers_more_tied": more_tied,
         "invitations": invitations(conn, since, until),
-        "recruits_30d": (
-            windowed_recruits(conn, since, until) if recruits_30d is _UNSET else recruits_30d
-        ),
-        "recruits_by_wave": recruits_by_wave(conn, waves, since, until),
+        "recruits_30d": recruits_30d,
+        "recruits_by_wave": recruits_by_wave,
     }
 
 
