@@ -559,15 +559,10 @@ class Conversation:
                 # The message's own language; a sender who is not a member is addressed as "vous".
                 lang = getattr(answer, "lang", turn.lang) or turn.lang
                 audience = "relative" if turn.state.relative else "youth"  # relatives: vous
-                reply = self.faq.short_answer(answer.id, lang, audience)
-                if turn.state.relative and turn.state.inviter:
-                    # An invited relative's text may name the member who invited them ("how did
-                    # you get my number?"): the same answer, rendered with that name.
-                    named = self.faq.answer(
-                        text, lang, channel="sms", audience="relative", inviter=turn.state.inviter
-                    )
-                    if named.id == answer.id:
-                        reply = named.text
+                # An invited relative's text may name the member who invited them ("how did you
+                # get my number?").
+                inviter = turn.state.inviter if turn.state.relative else None
+                reply = self.faq.short_answer(answer.id, lang, audience, inviter)
                 return [Reply(Target.of(person), reply)]
         except Exception:
             log.exception("sms_faq_failed")

@@ -1119,9 +1119,12 @@ class FaqEngine:
         """All entries of a language."""
         return list(self._index(lang).entries.values())
 
-    def short_answer(self, entry_id: str, lang: str = "fr", audience: str = "youth") -> str:
-        """SMS version of an entry, GSM-7, within 2 segments (as answer(..., channel="sms"))."""
-        return self.entry(entry_id, lang).text_for("sms", audience)
+    def short_answer(
+        self, entry_id: str, lang: str = "fr", audience: str = "youth", inviter: str | None = None
+    ) -> str:
+        """SMS version of an entry, GSM-7, within 2 segments (as answer(..., channel="sms")); a
+        relative's text may name the member who invited them (``inviter``)."""
+        return self.entry(entry_id, lang).text_for("sms", audience, inviter)
 
     def unknown_short_answer(self, lang: str = "fr") -> str:
         """SMS version of the 'not sure' answer."""

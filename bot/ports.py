@@ -192,8 +192,11 @@ class FaqPort(Protocol):
         """One entry by id; KeyError when unknown."""
         ...
 
-    def short_answer(self, entry_id: str, lang: str, audience: str = "youth") -> str:
-        """The entry's answer short enough for an SMS (``relative``: the "vous" register)."""
+    def short_answer(
+        self, entry_id: str, lang: str, audience: str = "youth", inviter: str | None = None
+    ) -> str:
+        """The entry's answer short enough for an SMS (``relative``: the "vous" register; it
+        may name ``inviter``, the member who invited them)."""
         ...
 
 

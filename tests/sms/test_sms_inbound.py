@@ -177,7 +177,9 @@ class FakeFaq:
         self.asked.append((question, lang))
         return FakeAnswer("gratuit" if "gratuit" in question else None)
 
-    def short_answer(self, entry_id: str, lang: str = "fr", audience: str = "youth") -> str:
+    def short_answer(
+        self, entry_id: str, lang: str = "fr", audience: str = "youth", inviter: str | None = None
+    ) -> str:
         return "Oui, c'est gratuit ! " + "Vraiment très, très gratuit. " * 40
 
 
