@@ -297,3 +297,15 @@ async def test_refusals_opt_out_confirm_once_and_count_in_the_funnel(
     funnel = await world.app.db.read(stats.invitations)
     assert funnel["opted_out"] == 1 and funnel["joined"] == 0
     assert await world.count("SELECT COUNT(*) FROM participants WHERE kind = 'relative'") == 0
+
+
+async def test_how_did_you_get_my_number_names_the_inviter_through_the_webhook(
+    world: World,
+) -> None:
+    await invite_relative(world)
+    [french] = await world.text("Vous avez eu mon numéro comment ?")
+    assert "donné par Kevin" in html.unescape(french) and "STOP" in french
+    [english] = await world.text("How did you get my number?")
+    assert "given to us by Kevin" in html.unescape(english) and "STOP" in english
+    [stranger] = await world.text("vous avez eu mon numéro comment ?", sender="+33698765432")
+    assert "Kevin" not in html.unescape(stranger)
